@@ -1,0 +1,284 @@
+"""Explicit hidden Markov models: parameters, the one sampler, inference and fitting.
+
+A categorical HMM with ``K`` hidden states and ``V`` symbols is
+
+.. math::
+
+    z_0 \\sim \\pi, \\qquad z_t \\mid z_{t-1} \\sim A_{z_{t-1}, \\cdot}, \\qquad
+    x_t \\mid z_t \\sim B_{z_t, \\cdot}
+
+with ``startprob`` :math:`\\pi` (K,), ``transmat`` :math:`A` (K, K) and
+``emissionprob`` :math:`B` (K, V). Batches of symbols are ``(B, T)`` int arrays.
+This module knows nothing of dice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqmodels._checks import check_count, check_probabilities
+
+Seed = int | np.random.Generator | None
+
+# Sampling a chain is a loop over time. With fewer sequences than this, each is
+# cut into chunks so a step still touches about this many lanes and NumPy's
+# per-call overhead is amortized (see ``_sample_states``).
+_MIN_LANES = 1024
+
+
+@dataclass(frozen=True)
+class HMM:
+    """A categorical hidden Markov model with validated, read-only parameters.
+
+    Parameters
+    ----------
+    startprob : array_like, shape (K,)
+        :math:`\\pi_k = P(z_0 = k)`.
+    transmat : array_like, shape (K, K)
+        :math:`A_{ij} = P(z_t = j \\mid z_{t-1} = i)`; rows sum to 1.
+    emissionprob : array_like, shape (K, V)
+        :math:`B_{kv} = P(x_t = v \\mid z_t = k)`; rows sum to 1.
+
+    Raises
+    ------
+    ValueError
+        If a matrix is not finite, has a negative entry, a row that does not sum
+        to 1 within 1e-8, or shapes that do not agree.
+    """
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    emissionprob: np.ndarray
+
+    def __post_init__(self) -> None:
+        startprob = check_probabilities("startprob", self.startprob, ndim=1)
+        transmat = check_probabilities("transmat", self.transmat, ndim=2)
+        emissionprob = check_probabilities("emissionprob", self.emissionprob, ndim=2)
+        n_states = startprob.shape[0]
+        if transmat.shape != (n_states, n_states):
+            raise ValueError(
+                f"transmat must have shape ({n_states}, {n_states}) to match startprob, "
+                f"got {transmat.shape}"
+            )
+        if emissionprob.shape[0] != n_states:
+            raise ValueError(
+                f"emissionprob must have {n_states} rows to match startprob, "
+                f"got shape {emissionprob.shape}"
+            )
+        object.__setattr__(self, "startprob", startprob)
+        object.__setattr__(self, "transmat", transmat)
+        object.__setattr__(self, "emissionprob", emissionprob)
+
+    @property
+    def n_states(self) -> int:
+        """Number of hidden states ``K``."""
+        return self.transmat.shape[0]
+
+    @property
+    def n_symbols(self) -> int:
+        """Number of visible symbols ``V``."""
+        return self.emissionprob.shape[1]
+
+    def stationary_distribution(self) -> np.ndarray:
+        """Stationary distribution of the hidden chain.
+
+        Returns
+        -------
+        numpy.ndarray, shape (K,)
+            The :math:`p` with :math:`p A = p`, :math:`\\sum_k p_k = 1`, found as
+            the least-squares solution of :math:`(A^T - I) p = 0` with the sum
+            constraint appended. For a reducible chain this is one of several.
+        """
+        return stationary_distribution(self.transmat)
+
+    def sample(self, n_sequences: int, length: int, seed: Seed = None):
+        """Draw ``n_sequences`` independent sequences of ``length`` steps.
+
+        Returns
+        -------
+        states : numpy.ndarray of int64, shape (n_sequences, length)
+        symbols : numpy.ndarray of int64, shape (n_sequences, length)
+
+        See Also
+        --------
+        sample_chain : the sampler, shared with :mod:`seqmodels.dice`.
+        """
+        return sample_chain(
+            self.startprob, self.transmat, self.emissionprob, n_sequences, length, seed
+        )
+
+
+def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
+    """Stationary distribution ``p`` of a row-stochastic ``transmat`` (K, K): ``p A = p``."""
+    n = transmat.shape[0]
+    system = np.vstack([transmat.T - np.eye(n), np.ones((1, n))])
+    target = np.zeros(n + 1)
+    target[-1] = 1.0
+    p = np.linalg.lstsq(system, target, rcond=None)[0]
+    p = np.clip(p, 0.0, None)
+    return p / p.sum()
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def _cumulative(probs: np.ndarray) -> np.ndarray:
+    """Row-wise CDF with the last column forced to exactly 1.
+
+    Forcing the end to 1 keeps a rounding shortfall from drawing index ``n``;
+    with uniforms in [0, 1) the draw ``(u >= cdf).sum()`` then lies in [0, n).
+    """
+    cdf = np.cumsum(probs, axis=-1)
+    cdf[..., -1] = 1.0
+    return cdf
+
+
+def _draw_categorical_rows(cdf: np.ndarray, rows: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws: index ``j`` with probability ``cdf``-row ``rows[i]``'s mass at ``j``.
+
+    Parameters
+    ----------
+    cdf : numpy.ndarray, shape (K, n)
+        Row-wise cumulative probabilities, last column 1.
+    rows : numpy.ndarray of int, any shape S
+        Which row each draw uses.
+    uniforms : numpy.ndarray, shape S
+        Uniforms in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape S
+        ``#{j : cdf[rows, j] <= u}``: zero-probability entries are never drawn.
+    """
+    out = np.empty(rows.shape, dtype=np.int64)
+    for k in range(cdf.shape[0]):
+        mask = rows == k
+        out[mask] = np.searchsorted(cdf[k], uniforms[mask], side="right")
+    return out
+
+
+def _chunk_count(n_sequences: int, n_transitions: int) -> int:
+    """How many chunks to cut each sequence's transitions into (see ``_sample_states``)."""
+    if n_sequences >= _MIN_LANES // 4:
+        return 1
+    return min(n_transitions, -(-_MIN_LANES // n_sequences))
+
+
+def _sample_states(
+    startprob: np.ndarray, transmat: np.ndarray, n_sequences: int, length: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Hidden paths (B, T): a loop over time, vectorized across sequences.
+
+    With few sequences a plain loop over ``T`` steps would spend its time in
+    NumPy call overhead. Instead each sequence's ``T - 1`` transitions are cut
+    into ``C`` chunks of ``L`` steps and every chunk is run from *every* start
+    state at once with the same uniforms (a coupling: the path is a function of
+    the start state and the uniforms). A short loop over chunks then picks, for
+    each chunk, the run that starts where the previous chunk ended. The result
+    has exactly the Markov chain's law; the loop has ``L + C`` steps, not ``T``.
+    Arrays are time-major so each step reads and writes contiguous rows.
+    """
+    n_states = transmat.shape[0]
+    first = _draw_categorical_rows(
+        _cumulative(startprob)[None, :], np.zeros(n_sequences, dtype=np.int64),
+        rng.random(n_sequences),
+    )
+    states = np.empty((length, n_sequences), dtype=np.int64)
+    states[0] = first
+    n_transitions = length - 1
+    if n_transitions == 0:
+        return states.T.copy()
+    n_chunks = _chunk_count(n_sequences, n_transitions)
+    chunk_len = -(-n_transitions // n_chunks)
+    # Lanes are (start state, sequence * chunk): the real start when C == 1.
+    n_lanes = n_sequences * n_chunks
+    if n_chunks == 1:
+        current = first[None, :].copy()
+    else:
+        current = np.repeat(np.arange(n_states)[:, None], n_lanes, axis=1)
+    uniforms = rng.random((chunk_len, n_lanes))
+    runs = _run_lanes(_cumulative(transmat), current, uniforms)
+
+    start = first if n_chunks > 1 else np.zeros(n_sequences, dtype=np.int64)
+    lanes = np.arange(n_sequences) * n_chunks
+    filled = 1
+    for chunk in range(n_chunks):
+        path = runs[:, start, lanes + chunk]
+        take = min(chunk_len, length - filled)
+        states[filled: filled + take] = path[:take]
+        filled += take
+        start = path[-1]
+    return states.T.copy()
+
+
+def _run_lanes(cdf: np.ndarray, current: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Run many chains side by side with shared per-lane uniforms.
+
+    Parameters
+    ----------
+    cdf : numpy.ndarray, shape (K, K)
+        Row-wise cumulative transition probabilities, last column 1.
+    current : numpy.ndarray of int, shape (S, W)
+        Start state of every run; runs in the same column share uniforms.
+    uniforms : numpy.ndarray, shape (L, W)
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (L, S, W)
+        The state after each of the ``L`` steps.
+    """
+    n_steps = uniforms.shape[0]
+    runs = np.empty((n_steps, *current.shape), dtype=np.int64)
+    thresholds = np.empty((*current.shape, cdf.shape[1]))
+    below = np.empty_like(thresholds)
+    ones = np.ones(cdf.shape[1])
+    for step in range(n_steps):
+        # Inverse CDF: the next state is the number of thresholds at or below u.
+        # Counting 0/1 floats with a matrix-vector product is about 3x faster
+        # than a boolean sum over a short last axis.
+        np.take(cdf, current, axis=0, out=thresholds)
+        np.greater_equal(uniforms[step, None, :, None], thresholds, out=below, casting="unsafe")
+        runs[step] = below @ ones
+        current = runs[step]
+    return runs
+
+
+def sample_chain(
+    startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray,
+    n_sequences: int, length: int, seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample hidden states and symbols of a categorical HMM: the one sampler.
+
+    Parameters
+    ----------
+    startprob : numpy.ndarray, shape (K,)
+    transmat : numpy.ndarray, shape (K, K)
+    emissionprob : numpy.ndarray, shape (K, V)
+        Validated parameters (see :class:`HMM`).
+    n_sequences, length : int
+        ``B >= 1`` independent sequences of ``T >= 1`` steps.
+    seed : int, numpy.random.Generator or None
+        Passed once to :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    states : numpy.ndarray of int64, shape (B, T)
+    symbols : numpy.ndarray of int64, shape (B, T)
+
+    Notes
+    -----
+    All uniforms are drawn up front; emissions are drawn after the paths, in one
+    vectorized pass per state. Cost is ``O(B T K)`` with ``O(T / C + C)`` Python
+    steps, so ``B=1, T=10**6`` and ``B=10**4, T=100`` are both quick.
+    """
+    n_sequences = check_count("n_sequences", n_sequences)
+    length = check_count("length", length)
+    rng = np.random.default_rng(seed)
+    states = _sample_states(startprob, transmat, n_sequences, length, rng)
+    symbols = _draw_categorical_rows(
+        _cumulative(emissionprob), states, rng.random((n_sequences, length))
+    )
+    return states, symbols
