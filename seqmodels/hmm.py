@@ -125,13 +125,17 @@ def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
 
 
 def _cumulative(probs: np.ndarray) -> np.ndarray:
-    """Row-wise CDF with the last column forced to exactly 1.
+    """Row-wise CDF, exactly 1 from each row's last positive entry on.
 
-    Forcing the end to 1 keeps a rounding shortfall from drawing index ``n``;
-    with uniforms in [0, 1) the draw ``(u >= cdf).sum()`` then lies in [0, n).
+    Forcing the tail to 1 keeps a rounding shortfall (a fair D6's CDF ends at
+    ``1 - 2**-53``) from drawing an index past the last positive probability,
+    such as face 8 on a D6; with uniforms in [0, 1) the draw
+    ``(u >= cdf).sum()`` then only lands on positive entries.
     """
     cdf = np.cumsum(probs, axis=-1)
-    cdf[..., -1] = 1.0
+    positive = probs > 0
+    positive_from_here = np.cumsum(positive[..., ::-1], axis=-1)[..., ::-1]
+    cdf[positive_from_here - positive == 0] = 1.0
     return cdf
 
 
