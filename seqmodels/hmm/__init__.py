@@ -1,0 +1,23 @@
+"""Explicit hidden Markov models: parameters, the one sampler, inference and fitting.
+
+A categorical HMM with ``K`` hidden states and ``V`` symbols is
+
+.. math::
+
+    z_0 \\sim \\pi, \\qquad z_t \\mid z_{t-1} \\sim A_{z_{t-1}, \\cdot}, \\qquad
+    x_t \\mid z_t \\sim B_{z_t, \\cdot}
+
+with ``startprob`` :math:`\\pi` (K,), ``transmat`` :math:`A` (K, K) and
+``emissionprob`` :math:`B` (K, V). Batches of symbols are ``(B, T)`` int arrays.
+This package knows nothing of dice.
+
+Modules: ``model`` (the :class:`HMM` parameters and their inference methods),
+``sampling`` (the one sampler), ``inference`` (batched forward, backward and
+Viterbi passes on arrays), ``fit`` (counting and Baum-Welch), ``align`` (label
+switching).
+"""
+
+from seqmodels.hmm.model import HMM, stationary_distribution
+from seqmodels.hmm.sampling import Seed, sample_chain
+
+__all__ = ["HMM", "Seed", "sample_chain", "stationary_distribution"]
