@@ -17,7 +17,12 @@ Viterbi passes on arrays), ``fit`` (counting and Baum-Welch), ``align`` (label
 switching).
 """
 
-from seqmodels.hmm.model import HMM, stationary_distribution
+from seqmodels.hmm.align import align_states
+from seqmodels.hmm.fit import EMFit, fit_counts, fit_em
+from seqmodels.hmm.model import HMM, FilterResult, stationary_distribution
 from seqmodels.hmm.sampling import Seed, sample_chain
 
-__all__ = ["HMM", "Seed", "sample_chain", "stationary_distribution"]
+__all__ = [
+    "HMM", "EMFit", "FilterResult", "Seed", "align_states", "fit_counts", "fit_em",
+    "sample_chain", "stationary_distribution",
+]

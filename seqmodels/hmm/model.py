@@ -6,8 +6,50 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import check_probabilities
+from seqmodels._checks import as_symbol_batch, check_count, check_probabilities
+from seqmodels.hmm import inference
 from seqmodels.hmm.sampling import Seed, sample_chain
+
+#: Independent sequences drawn by :meth:`HMM.entropy_rate` (at most).
+_ENTROPY_SEQUENCES = 100
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """What causal filtering knows at each step; arrays are read-only.
+
+    Attributes
+    ----------
+    beliefs : numpy.ndarray, shape (B, T, K)
+        :math:`P(z_t \\mid x_0..x_t)`.
+    predictive : numpy.ndarray, shape (B, T, V)
+        :math:`P(x_t \\mid x_0..x_{t-1})`, the forecast made before seeing
+        :math:`x_t`; ``predictive[:, 0] = startprob @ emissionprob``.
+    log_likelihood : numpy.ndarray, shape (B,)
+        :math:`\\log P(x_0..x_{T-1}) = \\sum_t \\log` ``predictive[:, t, x_t]``.
+
+    For a single (T,) sequence the leading axis is dropped (``log_likelihood``
+    is then a 0-d array).
+    """
+
+    beliefs: np.ndarray
+    predictive: np.ndarray
+    log_likelihood: np.ndarray
+
+    def __post_init__(self) -> None:
+        for array in (self.beliefs, self.predictive, self.log_likelihood):
+            array.setflags(write=False)
+
+    def first(self) -> FilterResult:
+        """The result for the first sequence alone, without the batch axis."""
+        return FilterResult(
+            self.beliefs[0], self.predictive[0], np.asarray(self.log_likelihood[0])
+        )
+
+
+def _batch_major(time_major: np.ndarray) -> np.ndarray:
+    """(T, B, ...) -> a C-contiguous (B, T, ...) copy."""
+    return np.ascontiguousarray(np.swapaxes(time_major, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -90,6 +132,188 @@ class HMM:
         return sample_chain(
             self.startprob, self.transmat, self.emissionprob, n_sequences, length, seed
         )
+
+    # ------------------------------------------------------------------ inference
+
+    def filter(self, symbols) -> FilterResult:
+        """Causal filtering: beliefs, one-step forecasts and the log-likelihood.
+
+        Parameters
+        ----------
+        symbols : array_like of int, shape (B, T) or (T,)
+            Values in ``[0, V)``.
+
+        Returns
+        -------
+        FilterResult
+            ``beliefs`` (B, T, K), ``predictive`` (B, T, V), ``log_likelihood``
+            (B,); without the leading axis for a (T,) input.
+
+        Raises
+        ------
+        ValueError
+            For invalid symbols, or a sequence with probability 0 (naming the
+            sequence and the step).
+        """
+        batch, single = as_symbol_batch(symbols, self.n_symbols)
+        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
+        beliefs, predicted, scales = inference.forward(
+            self.startprob, self.transmat, likelihoods, batch
+        )
+        predictive = predicted @ self.emissionprob
+        result = FilterResult(
+            beliefs=_batch_major(beliefs), predictive=_batch_major(predictive),
+            log_likelihood=np.log(scales).sum(axis=0),
+        )
+        return result.first() if single else result
+
+    def log_likelihood(self, symbols) -> np.ndarray:
+        """:math:`\\log P(x_0..x_{T-1})` of each sequence, shape (B,) (0-d for a (T,) input).
+
+        The fastest path: the forward pass without storing beliefs, renormalized
+        every few steps. Same errors as :meth:`filter`.
+        """
+        batch, single = as_symbol_batch(symbols, self.n_symbols)
+        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
+        total = inference.log_likelihood(self.startprob, self.transmat, likelihoods, batch)
+        return total[0] if single else total
+
+    def smooth(self, symbols) -> np.ndarray:
+        """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{T-1})`, shape (B, T, K).
+
+        Uses the future, like hmmlearn's ``predict_proba``; (T, K) for a (T,)
+        input. Same errors as :meth:`filter`.
+        """
+        batch, single = as_symbol_batch(symbols, self.n_symbols)
+        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
+        beliefs, _, scales = inference.forward(self.startprob, self.transmat, likelihoods, batch)
+        posterior = _batch_major(inference.smooth(self.transmat, likelihoods, beliefs, scales))
+        return posterior[0] if single else posterior
+
+    def viterbi(self, symbols) -> tuple[np.ndarray, np.ndarray]:
+        """Most probable hidden paths.
+
+        Returns
+        -------
+        paths : numpy.ndarray of int64, shape (B, T)
+            :math:`\\arg\\max_z P(z \\mid x)`; ties go to the highest state index
+            (as in hmmlearn).
+        log_prob : numpy.ndarray, shape (B,)
+            :math:`\\log P(x, z^*)`. Both without the leading axis for a (T,) input.
+        """
+        batch, single = as_symbol_batch(symbols, self.n_symbols)
+        paths, log_prob = inference.viterbi(
+            self.startprob, self.transmat, self.emissionprob, batch
+        )
+        if not np.all(np.isfinite(log_prob)):
+            self.log_likelihood(batch)  # raises, naming the sequence and the step
+        return (paths[0], log_prob[0]) if single else (paths, log_prob)
+
+    def next_given_state(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast one step ahead from a known state: given :math:`z_t = k`.
+
+        Returns
+        -------
+        p_next_state : numpy.ndarray, shape (K,)
+            :math:`P(z_{t+1} = j \\mid z_t = k) = A_{kj}`.
+        p_next_symbol : numpy.ndarray, shape (V,)
+            :math:`P(x_{t+1} = v \\mid z_t = k) = \\sum_j A_{kj} B_{jv}`.
+        """
+        k = self._check_state(k)
+        p_state = np.array(self.transmat[k])
+        return p_state, p_state @ self.emissionprob
+
+    def previous_given_state(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Look one step back from a known state, under the stationary chain.
+
+        Bayes' rule with the stationary distribution :math:`p`:
+        :math:`P(z_{t-1} = i \\mid z_t = k) = p_i A_{ik} / p_k`.
+
+        Returns
+        -------
+        p_prev_state : numpy.ndarray, shape (K,)
+        p_prev_symbol : numpy.ndarray, shape (V,)
+            :math:`P(x_{t-1} = v \\mid z_t = k) = \\sum_i P(z_{t-1} = i \\mid z_t = k) B_{iv}`.
+
+        Raises
+        ------
+        ValueError
+            If state ``k`` has stationary probability 0 (it is never visited).
+        """
+        k = self._check_state(k)
+        stationary = self.stationary_distribution()
+        joint = stationary * self.transmat[:, k]
+        if joint.sum() <= 0:
+            raise ValueError(f"state {k} has stationary probability 0: it has no past")
+        p_state = joint / joint.sum()
+        return p_state, p_state @ self.emissionprob
+
+    def entropy_rate(self, n_steps: int = 10**6, seed: Seed = None) -> tuple[float, float]:
+        """Monte Carlo entropy rate: the Bayes-optimal log loss, nats per symbol.
+
+        Draws ``S = clip(n_steps // 1000, 2, 100)`` independent sequences of
+        ``L = n_steps // S`` steps from the stationary chain, filters them with
+        the stationary distribution as prior, and averages :math:`-\\log
+        P(x_t \\mid x_{<t})` over steps ``t >= L // 10`` (the first tenth is
+        burn-in, whose forecasts know less than the long-run ones).
+
+        Returns
+        -------
+        estimate : float
+            Mean of the per-sequence averages.
+        standard_error : float
+            Their standard deviation over :math:`\\sqrt S`: the sequences are
+            independent, so no batch-means correction for autocorrelation is needed.
+        """
+        n_steps = check_count("n_steps", n_steps, minimum=20)
+        n_seq = max(2, min(_ENTROPY_SEQUENCES, n_steps // 1000))
+        length = n_steps // n_seq
+        burn_in = length // 10
+        stationary = self.stationary_distribution()
+        _, batch = sample_chain(
+            stationary, self.transmat, self.emissionprob, n_seq, length, seed
+        )
+        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
+        total = inference.log_likelihood(stationary, self.transmat, likelihoods, batch)
+        if burn_in:
+            total = total - inference.log_likelihood(
+                stationary, self.transmat, likelihoods[:burn_in], batch
+            )
+        per_sequence = -total / (length - burn_in)
+        return float(per_sequence.mean()), float(per_sequence.std(ddof=1) / np.sqrt(n_seq))
+
+    # ------------------------------------------------------------------ hmmlearn
+
+    def to_hmmlearn(self, **kwargs):
+        """A ``hmmlearn.hmm.CategoricalHMM`` with these parameters.
+
+        ``n_features`` is set (so an unseen symbol cannot change the alphabet),
+        ``implementation="scaling"``, ``params="ste"`` and ``init_params=""`` (so
+        ``fit`` starts from these values); ``kwargs`` go to the constructor.
+        """
+        from hmmlearn.hmm import CategoricalHMM
+
+        options = {"implementation": "scaling", "params": "ste", "init_params": ""} | kwargs
+        model = CategoricalHMM(n_components=self.n_states, n_features=self.n_symbols, **options)
+        model.startprob_ = np.array(self.startprob)
+        model.transmat_ = np.array(self.transmat)
+        model.emissionprob_ = np.array(self.emissionprob)
+        return model
+
+    @classmethod
+    def from_hmmlearn(cls, model) -> HMM:
+        """The parameters of a fitted ``hmmlearn.hmm.CategoricalHMM`` (validated)."""
+        try:
+            arrays = (model.startprob_, model.transmat_, model.emissionprob_)
+        except AttributeError as err:
+            raise ValueError(f"model is not a fitted CategoricalHMM: {err}") from None
+        return cls(*arrays)
+
+    def _check_state(self, k) -> int:
+        k = check_count("k", k, minimum=0)
+        if k >= self.n_states:
+            raise ValueError(f"k must be a state in [0, {self.n_states}), got {k}")
+        return k
 
 
 def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
