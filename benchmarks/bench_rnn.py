@@ -4,7 +4,9 @@ One step = forward, backward (full BPTT), gradient-norm clipping and an Adam
 update, on B=100 sequences of T=500 one-hot symbols (V=8) with softmax outputs.
 The baseline is ``nn.RNN`` + ``nn.Linear`` + ``CrossEntropyLoss`` +
 ``clip_grad_norm_`` + ``torch.optim.Adam`` in float32 on the same shapes, with
-torch limited to the threads NumPy's BLAS uses. Ours runs float32 through the
+both sides on one thread: ``ElmanRNN`` always runs BLAS single-threaded (see
+``seqmodels.rnn.cells.single_blas_thread``), so torch gets
+``set_num_threads(1)``. Ours runs float32 through the
 same code path as :meth:`ElmanRNN.fit`. Timings are the best of several repeats
 (the machine is shared). Prints one line per H and the ratios on the last line.
 """
@@ -17,6 +19,7 @@ import time
 import numpy as np
 
 from seqmodels.rnn import ElmanRNN
+from seqmodels.rnn.cells import single_blas_thread
 from seqmodels.rnn.train import FitSettings, _Trainer
 
 B, T, V = 100, 500, 8
@@ -40,7 +43,12 @@ def numpy_step(n_hidden: int, symbols: np.ndarray, dtype=np.float32):
     settings = FitSettings(epochs=1, batch_size=B, lr=1e-2, clip=5.0, bptt=None,
                            validation=0.0, patience=None, progress=False)
     trainer = _Trainer(model._params, model.activation, "next", settings)
-    return lambda: trainer.train_batch(symbols, symbols)
+
+    def step():
+        with single_blas_thread():
+            trainer.train_batch(symbols, symbols)
+
+    return step
 
 
 def torch_step(torch, n_hidden: int, symbols: np.ndarray):
@@ -63,22 +71,13 @@ def torch_step(torch, n_hidden: int, symbols: np.ndarray):
     return step
 
 
-def blas_threads() -> int:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return 1
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    return max(counts, default=1)
-
-
 def main() -> int:
     try:
         import torch
     except ImportError:
         print("bench_rnn: torch is not installed; skipped (pip install -e '.[bench]')")
         return 0
-    threads = blas_threads()
+    threads = 1
     torch.set_num_threads(threads)
     symbols = np.random.default_rng(0).integers(0, V, (B, T))
     print(f"one training step, B={B} T={T} V={V}, float32, {threads} thread(s), "

@@ -16,11 +16,35 @@ every parameter gradient are single operations over all ``L * B`` steps.
 
 from __future__ import annotations
 
+import functools
+from contextlib import AbstractContextManager, nullcontext
+
 import numpy as np
 
 PARAM_NAMES = ("W_state", "W_input", "b", "W_output", "b_output")
 ACTIVATIONS = ("tanh", "linear")
 OUTPUTS = ("softmax", "linear")
+
+
+@functools.cache
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # an optional speed-up: without it BLAS keeps its own thread count
+        return None
+    return ThreadpoolController()
+
+
+def single_blas_thread() -> AbstractContextManager:
+    """A context in which BLAS uses one thread.
+
+    The recurrence is hundreds of small matrix products; splitting each across
+    threads gains nothing, and on a shared machine every hand-off can wait a
+    whole scheduler slice (an epoch measured 10x slower with two BLAS threads
+    while another process was busy).
+    """
+    controller = _blas_controller()
+    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 def param_shapes(n_inputs: int, n_hidden: int, n_outputs: int) -> dict[str, tuple[int, ...]]:
@@ -72,8 +96,10 @@ class Workspace:
         ``act'(pre_t)`` and dLoss/dpre_t during backpropagation.
     grad_states : (L + 1, B, H)
         dLoss/dstate, the output layer's part on entry to :func:`backprop_through_time`.
-    logits, targets_onehot : (L * B, n_outputs)
-    inputs_onehot : (L * B, n_inputs)
+    logits, targets_onehot : (n_outputs, L * B)
+    inputs_onehot : (n_inputs, L * B)
+        Class-major, so that softmax's max and sum reduce over the leading axis
+        (fast, element-wise across rows) instead of a short trailing one.
     """
 
     def __init__(self, length: int, batch: int, shapes: dict[str, tuple[int, ...]],
@@ -86,9 +112,9 @@ class Workspace:
         self.slope = np.empty((length, batch, n_hidden), dtype)
         self.grad_pre = np.empty((length, batch, n_hidden), dtype)
         self.grad_states = np.empty((length + 1, batch, n_hidden), dtype)
-        self.logits = np.empty((steps, n_outputs), dtype)
-        self.targets_onehot = np.empty((steps, n_outputs), dtype)
-        self.inputs_onehot = np.empty((steps, n_inputs), dtype)
+        self.logits = np.empty((n_outputs, steps), dtype)
+        self.targets_onehot = np.empty((n_outputs, steps), dtype)
+        self.inputs_onehot = np.empty((n_inputs, steps), dtype)
         self.row = np.empty((batch, n_hidden), dtype)
 
 
@@ -161,16 +187,16 @@ def backprop_through_time(ws: Workspace, W_state: np.ndarray, activation: str) -
 
 
 def fill_onehot(symbols: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[n] = e_{symbols[n]}`` for flat ``symbols`` (N,); ``out`` is (N, V)."""
+    """``out[:, n] = e_{symbols[n]}`` for ``symbols`` of N entries; ``out`` is (V, N)."""
     out.fill(0.0)
-    out[np.arange(symbols.size), symbols.ravel()] = 1.0
+    out[symbols.ravel(), np.arange(symbols.size)] = 1.0
     return out
 
 
-def log_softmax_rows(logits: np.ndarray) -> np.ndarray:
-    """In place: ``logits`` (N, V) becomes ``log softmax`` of each row. Returns it."""
-    logits -= logits.max(axis=1, keepdims=True)
-    norm = np.exp(logits).sum(axis=1, keepdims=True)
+def log_softmax_columns(logits: np.ndarray) -> np.ndarray:
+    """In place: ``logits`` (V, N) becomes ``log softmax`` of each column. Returns it."""
+    logits -= logits.max(axis=0)
+    norm = np.exp(logits).sum(axis=0)
     logits -= np.log(norm)
     return logits
 
@@ -213,8 +239,8 @@ def log_proba(params: FlatParameters, activation: str, task: str, symbols: np.nd
         state0 = np.zeros((part.shape[0], n_hidden), params.flat.dtype)
         forward_symbols(params, np.ascontiguousarray(part.T), state0, activation, ws)
         linear_outputs(output_states(ws, task), params, ws.logits)
-        logp = log_softmax_rows(ws.logits).reshape(length, part.shape[0], n_outputs)
-        result[start: start + part.shape[0]] = logp.transpose(1, 0, 2)
+        logp = log_softmax_columns(ws.logits).reshape(n_outputs, length, part.shape[0])
+        result[start: start + part.shape[0]] = logp.transpose(2, 1, 0)
     return result
 
 
@@ -225,6 +251,9 @@ def mean_log_loss(logp: np.ndarray, targets: np.ndarray) -> float:
 
 
 def linear_outputs(states_flat: np.ndarray, params: FlatParameters, out: np.ndarray) -> None:
-    """``out = states_flat @ W_output + b_output`` for all (L * B) steps at once."""
-    np.matmul(states_flat, params["W_output"], out=out)
-    out += params["b_output"]
+    """All (L * B) outputs at once, class-major: ``out = (states_flat @ W_output + b_output).T``.
+
+    ``states_flat`` is (N, H), ``out`` (n_outputs, N).
+    """
+    np.matmul(params["W_output"].T, states_flat.T, out=out)
+    out += params["b_output"][:, None]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,7 @@ from seqmodels.rnn.cells import (
     mean_log_loss,
     param_shapes,
     run_recurrence,
+    single_blas_thread,
 )
 from seqmodels.rnn.train import HISTORY_COLUMNS, FitSettings, TrainingDivergedError, train
 
@@ -44,6 +47,16 @@ class ForwardResult:
     preactivations: np.ndarray
     states: np.ndarray
     outputs: np.ndarray
+
+
+def _single_threaded(method: Callable) -> Callable:
+    """Run ``method`` with BLAS on one thread (see :func:`single_blas_thread`)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with single_blas_thread():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def _parameter(name: str) -> property:
@@ -164,6 +177,7 @@ class ElmanRNN:
 
     # ------------------------------------------------------------------ forward
 
+    @_single_threaded
     def forward(self, inputs, state0=None) -> ForwardResult:
         """Run the cell over ``inputs`` as given, step ``t`` reading ``x_t`` (no shift).
 
@@ -229,6 +243,7 @@ class ElmanRNN:
         batch, single = as_symbol_batch(symbols, self.n_inputs)
         return self.forward(batch[0] if single else batch).states
 
+    @_single_threaded
     def predict_proba(self, symbols) -> np.ndarray:
         """Per-step probabilities with ``seqmodels.hmm``'s time alignment.
 
@@ -242,6 +257,7 @@ class ElmanRNN:
         probs = np.exp(self._log_proba(batch))
         return probs[0] if single else probs
 
+    @_single_threaded
     def score(self, symbols, labels=None) -> float:
         """Mean log-loss in nats per symbol: ``-mean log P(target_t | ...)``.
 
@@ -281,6 +297,7 @@ class ElmanRNN:
 
     # ------------------------------------------------------------------ training
 
+    @_single_threaded
     def fit(self, symbols, labels=None, *, epochs: int = 20, batch_size: int = 32,
             lr: float = 1e-2, clip: float | None = 5.0, bptt: int | None = None,
             validation: float = 0.1, patience: int | None = 5, seed: Seed = None,
@@ -352,6 +369,7 @@ class ElmanRNN:
 
     # ------------------------------------------------------------------ generation
 
+    @_single_threaded
     def sample(self, n_sequences: int, length: int, seed: Seed = None) -> np.ndarray:
         """Generate sequences by feeding each drawn symbol back in.
 

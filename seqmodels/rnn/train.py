@@ -27,7 +27,7 @@ from seqmodels.rnn.cells import (
     forward_symbols,
     linear_outputs,
     log_proba,
-    log_softmax_rows,
+    log_softmax_columns,
     mean_log_loss,
     output_states,
 )
@@ -83,7 +83,7 @@ def loss_and_gradient(params: FlatParameters, grads: FlatParameters, ws: Workspa
     forward_symbols(params, inputs_tm, state0, activation, ws)
     out_flat = output_states(ws, task)
     linear_outputs(out_flat, params, ws.logits)
-    logp = log_softmax_rows(ws.logits)
+    logp = log_softmax_columns(ws.logits)
     inputs_onehot = fill_onehot(inputs_tm, ws.inputs_onehot)
     targets_onehot = (inputs_onehot if task == "next"
                       else fill_onehot(targets_tm, ws.targets_onehot))
@@ -92,18 +92,18 @@ def loss_and_gradient(params: FlatParameters, grads: FlatParameters, ws: Workspa
     d_logits = np.exp(logp, out=logp)
     d_logits -= targets_onehot
     d_logits *= 1.0 / n_steps
-    np.matmul(out_flat.T, d_logits, out=grads["W_output"])
-    np.sum(d_logits, axis=0, out=grads["b_output"])
+    np.matmul(out_flat.T, d_logits.T, out=grads["W_output"])
+    np.sum(d_logits, axis=1, out=grads["b_output"])
     if task == "next":
         direct, unused = ws.grad_states[:-1], ws.grad_states[-1]
     else:
         direct, unused = ws.grad_states[1:], ws.grad_states[0]
-    np.matmul(d_logits, params["W_output"].T, out=direct.reshape(n_steps, n_hidden))
+    np.matmul(d_logits.T, params["W_output"].T, out=direct.reshape(n_steps, n_hidden))
     unused.fill(0.0)
 
     grad_pre = backprop_through_time(ws, params["W_state"], activation).reshape(n_steps, n_hidden)
     np.matmul(ws.states[:-1].reshape(n_steps, n_hidden).T, grad_pre, out=grads["W_state"])
-    np.matmul(inputs_onehot.T, grad_pre, out=grads["W_input"])
+    np.matmul(inputs_onehot, grad_pre, out=grads["W_input"])
     np.sum(grad_pre, axis=0, out=grads["b"])
     return loss
 
