@@ -215,8 +215,8 @@ def sample_chain(
     -----
     All uniforms are drawn up front; emissions are drawn after the paths in one
     vectorized pass. Draws are exact inverse-CDF draws, most of them a single
-    lookup in a bucketed table (``_lookup_table``). Cost is ``O(B T K)`` with ``O(T / C + C)`` Python
-    steps, so ``B=1, T=10**6`` and ``B=10**4, T=100`` are both quick.
+    lookup in a bucketed table (``_lookup_table``). Cost is ``O(B T)`` with
+    ``O(T / C + C)`` Python steps, so ``B=1, T=10**6`` and ``B=10**4, T=100`` are both quick.
     """
     n_sequences = check_count("n_sequences", n_sequences)
     length = check_count("length", length)
