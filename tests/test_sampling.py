@@ -387,3 +387,32 @@ def test_hmmlearn_agrees_on_the_last_step_of_short_sequences():
     last_ours = emission_counts(ours.dice[:, -1], ours.faces[:, -1], k, v).ravel()
     last_theirs = emission_counts(theirs_dice[:, -1], theirs_faces[:, -1], k, v).ravel()
     assert pooled_two_sample(last_ours, last_theirs) > ALPHA
+
+
+@pytest.mark.parametrize("n_rows, n_columns", [(1, 1), (2, 6), (4, 8), (50, 50)])
+def test_lookup_table_draws_equal_comparison_draws(n_rows, n_columns):
+    """The bucketed table is exact: same draw as ``#{j : cdf_j <= u}`` at every edge."""
+    from seqmodels.hmm.sampling import (
+        _bucket_count,
+        _count_at_or_below,
+        _cumulative,
+        _draw_categorical_rows,
+    )
+
+    rng = np.random.default_rng(7)
+    probs = rng.dirichlet(np.ones(n_columns), size=n_rows)
+    probs[:, 1:][:, rng.random(n_columns - 1) < 0.3] = 0.0  # zero-probability columns
+    cdf = _cumulative(probs / probs.sum(axis=1, keepdims=True))
+    n_buckets = _bucket_count(n_rows)
+    steps = cdf.ravel()
+    uniforms = np.concatenate([
+        rng.random(10_000),
+        np.arange(n_buckets) / n_buckets,                      # bucket starts
+        np.nextafter(np.arange(1, n_buckets + 1) / n_buckets, 0),  # just below bucket ends
+        steps, np.nextafter(steps, 0),                         # at and just below CDF steps
+    ])
+    uniforms = uniforms[(uniforms >= 0) & (uniforms < 1)]
+    rows = rng.integers(0, n_rows, uniforms.size)
+    np.testing.assert_array_equal(
+        _draw_categorical_rows(cdf, rows, uniforms), _count_at_or_below(cdf, rows, uniforms)
+    )
