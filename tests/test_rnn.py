@@ -110,6 +110,9 @@ def test_batch_gives_the_outputs_of_its_sequences_one_by_one():
             np.testing.assert_allclose(getattr(single, name), getattr(batch, name)[i], atol=1e-13)
             np.testing.assert_allclose(getattr(single_real, name), getattr(batch_real, name)[i],
                                        atol=1e-13)
+        assert single.states.shape == (9, 5) and single_real.outputs.shape == (9, 6)
+        assert model.predict_proba(symbols[i]).shape == proba[i].shape == (9, 6)
+        assert model.hidden_states(symbols[i]).shape == (9, 5)
         np.testing.assert_allclose(model.predict_proba(symbols[i]), proba[i], atol=1e-13)
 
 

@@ -100,6 +100,8 @@ class Workspace:
     inputs_onehot : (n_inputs, L * B)
         Class-major, so that softmax's max and sum reduce over the leading axis
         (fast, element-wise across rows) instead of a short trailing one.
+    row : (B, H)
+        Scratch for one step's matrix product.
     """
 
     def __init__(self, length: int, batch: int, shapes: dict[str, tuple[int, ...]],

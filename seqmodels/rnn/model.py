@@ -65,8 +65,8 @@ def _parameter(name: str) -> property:
         value.setflags(write=False)
         return value
 
-    return property(read, doc=f"``{name}``, shape {name!r} of :func:`param_shapes` "
-                              "(a read-only copy).")
+    return property(read, doc=f"The parameter ``{name}``: a read-only copy (shapes in the "
+                              "class docstring).")
 
 
 class ElmanRNN:
