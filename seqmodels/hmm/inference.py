@@ -113,40 +113,43 @@ def forward(
 
 
 def log_likelihood(
-    startprob: np.ndarray, transmat: np.ndarray, likelihoods: np.ndarray, batch: np.ndarray
+    startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray, batch: np.ndarray
 ) -> np.ndarray:
     """:math:`\\log P(x_0..x_{T-1})` per sequence, shape (B,): the forward pass alone.
 
     Renormalizes only once per block of ``_RENORM_EVERY`` steps (two NumPy calls
     per step instead of four); a block whose mass drops below ``_TINY`` is redone
-    with per-step scaling, so this never underflows either. Same arguments and
-    errors as :func:`forward`.
+    with per-step scaling (:func:`forward`), so this never underflows either.
+    Works in the ``(K, T, B)`` layout: with sequences on the inner axis,
+    :math:`A^T \\alpha` is one (K, K) @ (K, B) product, faster than
+    (B, K) @ (K, K) for small K. Raises like :func:`forward`.
     """
-    n_steps, n_seq, n_states = likelihoods.shape
+    likelihoods = np.take(emissionprob, batch.T, axis=1)  # (K, T, B)
+    n_states, n_steps, n_seq = likelihoods.shape
+    transmat_t = np.ascontiguousarray(transmat.T)
     ones = np.ones(n_states)
-    alpha = np.empty((n_seq, n_states))
+    alpha = np.empty((n_states, n_seq))
     carry = np.empty_like(alpha)
     prior_buffer = np.empty_like(alpha)
     mass = np.empty(n_seq)
     total = np.zeros(n_seq)
-    prior = np.broadcast_to(startprob, alpha.shape)
+    prior = np.broadcast_to(startprob[:, None], alpha.shape)
     for start in range(0, n_steps, _RENORM_EVERY):
         stop = min(start + _RENORM_EVERY, n_steps)
-        np.multiply(prior, likelihoods[start], out=alpha)
+        np.multiply(prior, likelihoods[:, start], out=alpha)
         for t in range(start + 1, stop):
-            np.matmul(alpha, transmat, out=carry)
-            np.multiply(carry, likelihoods[t], out=alpha)
-        np.matmul(alpha, ones, out=mass)
+            np.matmul(transmat_t, alpha, out=carry)
+            np.multiply(carry, likelihoods[:, t], out=alpha)
+        np.matmul(ones, alpha, out=mass)
         if mass.min() < _TINY:
-            beliefs, _, scales = forward(
-                prior, transmat, likelihoods[start:stop], batch, first_step=start
-            )
-            alpha[:] = beliefs[-1]
+            block = np.ascontiguousarray(likelihoods[:, start:stop].transpose(1, 2, 0))
+            beliefs, _, scales = forward(prior.T, transmat, block, batch, first_step=start)
+            alpha[:] = beliefs[-1].T
             total += np.log(scales).sum(axis=0)
         else:
             total += np.log(mass)
-            alpha /= mass[:, None]
-        prior = np.matmul(alpha, transmat, out=prior_buffer)
+            alpha /= mass
+        prior = np.matmul(transmat_t, alpha, out=prior_buffer)
     return total
 
 

@@ -174,8 +174,7 @@ class HMM:
         every few steps. Same errors as :meth:`filter`.
         """
         batch, single = as_symbol_batch(symbols, self.n_symbols)
-        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
-        total = inference.log_likelihood(self.startprob, self.transmat, likelihoods, batch)
+        total = inference.log_likelihood(self.startprob, self.transmat, self.emissionprob, batch)
         return total[0] if single else total
 
     def smooth(self, symbols) -> np.ndarray:
@@ -273,11 +272,10 @@ class HMM:
         _, batch = sample_chain(
             stationary, self.transmat, self.emissionprob, n_seq, length, seed
         )
-        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
-        total = inference.log_likelihood(stationary, self.transmat, likelihoods, batch)
+        total = inference.log_likelihood(stationary, self.transmat, self.emissionprob, batch)
         if burn_in:
             total = total - inference.log_likelihood(
-                stationary, self.transmat, likelihoods[:burn_in], batch
+                stationary, self.transmat, self.emissionprob, batch[:, :burn_in]
             )
         per_sequence = -total / (length - burn_in)
         return float(per_sequence.mean()), float(per_sequence.std(ddof=1) / np.sqrt(n_seq))
