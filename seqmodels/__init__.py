@@ -15,7 +15,17 @@ from seqmodels.dice import (
     sticky_three_dice,
     three_dice,
 )
-from seqmodels.hmm import HMM
+from seqmodels.hmm import (
+    HMM,
+    EMFit,
+    FilterResult,
+    align_states,
+    fit_counts,
+    fit_em,
+    sample_chain,
+    stationary_distribution,
+)
+from seqmodels.rnn import ElmanRNN, ForwardResult, TrainingDivergedError
 
 __version__ = "0.1.0"
 
@@ -25,8 +35,18 @@ __all__ = [
     "DiceHMM",
     "DiceSample",
     "Die",
+    "EMFit",
+    "ElmanRNN",
+    "FilterResult",
+    "ForwardResult",
+    "TrainingDivergedError",
+    "align_states",
     "casino",
+    "fit_counts",
+    "fit_em",
     "loaded_dice",
+    "sample_chain",
+    "stationary_distribution",
     "sticky_three_dice",
     "three_dice",
 ]
