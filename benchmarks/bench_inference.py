@@ -6,7 +6,7 @@ Measured in one run on the same data (``loaded_dice``: K=4 states, V=8 symbols):
   with ``lengths``) at T=500, B=100 and B=1000; totals must agree to 1e-9
   relative. Target: >= 2x at B=1000, no slower at B=100.
 * ``HMM.viterbi`` against ``CategoricalHMM.decode`` (log-probabilities must agree).
-* ``fit_em`` (10 restarts: 20 screening iterations each, the best 2 to
+* ``fit_em`` (10 restarts: 20 screening iterations each, the best 3 to
   convergence) against 10 plain sequential hmmlearn restarts run to
   convergence, both with tol=1e-2 and max_iter=1000, on 100 sequences x 500
   steps (half the issue's 200 x 500: the machine's 2 cores are shared, and the

@@ -138,7 +138,7 @@ class _Run:
 def fit_em(
     symbols, n_states: int, n_symbols: int, n_restarts: int = 10, max_iter: int = 1000,
     tol: float = 1e-2, seed: Seed = None, progress: bool = True, *, screen_iter: int = 20,
-    n_finalists: int = 2,
+    n_finalists: int = 3,
 ) -> EMFit:
     """Baum-Welch with restarts, through hmmlearn's ``CategoricalHMM``.
 
