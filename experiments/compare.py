@@ -1,0 +1,130 @@
+"""Compare the explicit HMM matrices with the RNN's learned state on dice sequences.
+
+Fits the counted and EM HMMs, two Elman RNNs (faces only; dice as labels) and
+two baselines on one dice sample, measures them all on held-out sequences
+against the true model and writes a report folder (report.md, metrics.csv,
+metrics.json, config.json, PNG figures). Example::
+
+    python experiments/compare.py                    # the default run, ~1 minute
+    python experiments/compare.py --quick --out /tmp/smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from seqmodels.compare import ComparisonConfig, run_comparison, write_report
+from seqmodels.compare.report import markdown_table, target_table
+from seqmodels.dice import PRESETS
+
+DEFAULTS = ComparisonConfig()
+SIZE_FLAGS = {
+    "n_train": "training sequences",
+    "n_test": "held-out sequences (at least 2: the belief probe fits on one half, scores on "
+              "the other)",
+    "length": "throws per sequence",
+    "hidden": "hidden units of both RNNs",
+    "epochs": "training epochs of the faces-only RNN (early stopping may end sooner)",
+    "restarts": "Baum-Welch restarts of each EM fit",
+}
+SUMMARY_METRICS = ("log_loss", "excess", "accuracy_causal", "accuracy_viterbi", "belief_r2")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULTS.preset,
+                        help="the true dice model")
+    for name, text in SIZE_FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=positive_int, default=None,
+                            help=f"{text} (default {getattr(DEFAULTS, name)}; smaller with "
+                                 "--quick)")
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed,
+                        help="root seed: the same seed gives the same metrics.json")
+    parser.add_argument("--out", type=Path, default=Path("reports/compare"),
+                        help="report folder (created if missing; files in it are replaced)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a run of a few seconds on tiny data, for smoke tests; "
+                             "explicit size flags still apply")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def writable_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold the report, or None when it can (it is created if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return f"cannot write the report to {str(folder)!r}: {err.strerror or err}"
+    return None
+
+
+def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
+    sizes = {name: getattr(args, name) for name in SIZE_FLAGS if getattr(args, name) is not None}
+    settings = dict(preset=args.preset, seed=args.seed, **sizes)
+    return ComparisonConfig.quick(**settings) if args.quick else ComparisonConfig(**settings)
+
+
+def summary(result) -> str:
+    """The concise table printed to the terminal."""
+    table = result.metrics[result.metrics.metric.isin(SUMMARY_METRICS)]
+    wide = table.pivot(index="model", columns="metric", values="value")
+    wide = wide.reindex(columns=[c for c in SUMMARY_METRICS if c in wide.columns])
+    wide = wide.reindex([x for x in result.metrics.model.unique() if x in wide.index])
+    return (markdown_table(wide.reset_index()) + "\n\n"
+            + markdown_table(target_table(result)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+    problem = writable_folder_problem(args.out)
+    if problem:
+        parser.error(problem)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    start = time.perf_counter()
+    result = run_comparison(config, progress=not args.quiet)
+    write_report(result, args.out, plots=not args.no_plots)
+    print(summary(result))
+    print(f"\nreport: {args.out / 'report.md'} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

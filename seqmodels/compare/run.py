@@ -1,0 +1,295 @@
+"""Run the comparison: generate dice data, fit every model, measure everything on held-out data.
+
+One direction: generate, fit, infer, measure. The result holds tidy pandas
+frames; :mod:`seqmodels.compare.report` turns them into files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from seqmodels.compare import metrics as m
+from seqmodels.compare.baselines import IIDBaseline, MarkovBaseline
+from seqmodels.compare.config import ComparisonConfig
+from seqmodels.dice import PRESETS, DiceSample
+from seqmodels.hmm import HMM, align_states, fit_counts, fit_em
+from seqmodels.rnn import ElmanRNN
+
+logger = logging.getLogger(__name__)
+
+#: Models in report order, with what each one is.
+MODELS: dict[str, str] = {
+    "true": "the generating model; its filter is the Bayes-optimal floor",
+    "counted_hmm": "HMM fitted by counting, sees the dice",
+    "em_hmm": "HMM fitted by Baum-Welch (EM) on the faces only",
+    "rnn_implied_hmm": "EM on sequences sampled from the faces-only RNN: its knowledge as matrices",
+    "rnn_faces": "Elman RNN trained on the faces only (next-symbol prediction)",
+    "rnn_dice": "Elman RNN trained on the dice as labels (supervised decoder)",
+    "iid": "i.i.d. face frequencies, add-one smoothed",
+    "markov1": "first-order Markov chain on faces, add-one smoothed",
+}
+PREDICTION_METRICS = ("log_loss", "excess", "excess_se", "perplexity", "kl")
+HMM_MODELS = ("true", "counted_hmm", "em_hmm", "rnn_implied_hmm")
+MATRIX_METRICS = ("transmat_max_abs", "transmat_tv", "emission_max_abs", "emission_tv")
+PROBE_METRICS = ("belief_r2", "belief_r2_shuffled", "belief_r2_untrained")
+
+# One named child seed per random stage, so changing one stage's draws never moves another's.
+_STREAMS = ("train", "test", "em", "rnn_faces", "rnn_dice", "rnn_sample", "em_implied",
+            "untrained", "shuffle")
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Everything one run measured, as tidy frames.
+
+    Attributes
+    ----------
+    config : ComparisonConfig
+    metrics : pandas.DataFrame
+        Columns model, metric, value; one row per (model, metric) that applies.
+    matrices : pandas.DataFrame
+        Columns model, matrix ("transmat" or "emission"), row, col, value: the
+        truth and every fitted model's matrices, states aligned to the truth.
+    learning_curve : pandas.DataFrame
+        Columns model, epoch, train_loss, val_loss, seconds: both RNNs' histories.
+    belief_trace : pandas.DataFrame
+        Columns t, die, state, true_belief, probed_belief: one held-out sequence
+        (from the probe's scoring half), the true filtered belief and the
+        faces-only RNN's state mapped through the belief probe.
+    em_restarts : pandas.DataFrame
+        Per-restart table of each EM fit, with a column ``fit``.
+    timings : pandas.DataFrame
+        Columns stage, seconds (wall time; not part of the deterministic metrics).
+    state_names : tuple of str
+        The true model's state (die) names.
+    """
+
+    config: ComparisonConfig
+    metrics: pd.DataFrame
+    matrices: pd.DataFrame
+    learning_curve: pd.DataFrame
+    belief_trace: pd.DataFrame
+    em_restarts: pd.DataFrame
+    timings: pd.DataFrame
+    state_names: tuple[str, ...]
+
+    def metric(self, model: str, metric: str) -> float:
+        """One value of the metrics frame; ``KeyError`` if that pair was not measured."""
+        rows = self.metrics[(self.metrics.model == model) & (self.metrics.metric == metric)]
+        if rows.empty:
+            raise KeyError(f"no metric {metric!r} for model {model!r}")
+        return float(rows.value.iloc[0])
+
+    def metrics_dict(self) -> dict[str, dict[str, float]]:
+        """Metrics nested as ``{model: {metric: value}}`` in report order."""
+        out: dict[str, dict[str, float]] = {}
+        for row in self.metrics.itertuples(index=False):
+            out.setdefault(row.model, {})[row.metric] = float(row.value)
+        return out
+
+
+class _Stopwatch:
+    """Wall time per named stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        logger.info("compare: %s", name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"stage": list(self.seconds), "seconds": list(self.seconds.values())})
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(_STREAMS, children,
+                                                                      strict=True)}
+
+
+def _rnn_fit_kwargs(config: ComparisonConfig, epochs: int, seed, progress: bool) -> dict:
+    return dict(epochs=epochs, batch_size=config.rnn_batch_size, lr=config.rnn_lr,
+                clip=config.rnn_clip, validation=config.rnn_validation,
+                patience=config.rnn_patience, seed=seed, progress=progress)
+
+
+def _matrix_rows(model: str, hmm: HMM) -> list[dict]:
+    rows = []
+    for matrix, values in (("transmat", hmm.transmat), ("emission", hmm.emissionprob)):
+        for (i, j), value in np.ndenumerate(values):
+            rows.append({"model": model, "matrix": matrix, "row": i, "col": j,
+                         "value": float(value)})
+    return rows
+
+
+def _hmm_metrics(hmm: HMM, test: DiceSample, floor) -> dict[str, float]:
+    """Prediction and decoding metrics of an HMM whose states are aligned to the truth."""
+    filtered = hmm.filter(test.symbols)
+    out = m.prediction_metrics(filtered.predictive, test.symbols, floor.predictive)
+    out["accuracy_causal"] = m.accuracy(filtered.beliefs.argmax(-1), test.dice)
+    out["accuracy_smoothed"] = m.accuracy(hmm.smooth(test.symbols).argmax(-1), test.dice)
+    out["accuracy_viterbi"] = m.accuracy(hmm.viterbi(test.symbols)[0], test.dice)
+    out["belief_kl"] = m.mean_kl(floor.beliefs, filtered.beliefs)
+    return out
+
+
+def _fit_em_aligned(symbols, truth: HMM, restarts: int, seed, progress: bool):
+    fit = fit_em(symbols, truth.n_states, truth.n_symbols, n_restarts=restarts, seed=seed,
+                 progress=progress)
+    aligned, _ = align_states(fit.model, truth)
+    return aligned, fit.restarts
+
+
+def _probe_metrics(hidden: np.ndarray, untrained: np.ndarray, test: DiceSample, floor,
+                   shuffle_rng: np.random.Generator) -> tuple[dict[str, float], np.ndarray]:
+    """Belief probe R^2 with its two controls and the probe's decoding accuracy.
+
+    The probe is fitted on the first half of the held-out sequences and scored on
+    the second half (whole sequences, so no step is both fitted and scored).
+    Returns the metrics and the probed beliefs of the scoring half (B2, T, K).
+    """
+    half = test.n_sequences // 2
+    n_states = floor.beliefs.shape[-1]
+
+    def rows(array, part):
+        return (array[:half] if part == "fit" else array[half:]).reshape(-1, array.shape[-1])
+
+    beliefs, dice = floor.beliefs, test.dice[..., None]
+    fit_targets = rows(beliefs, "fit")
+    weights = m.fit_affine_probe(rows(hidden, "fit"), fit_targets)
+    probed = m.apply_affine_probe(weights, rows(hidden, "score"))
+    shuffled = fit_targets[shuffle_rng.permutation(fit_targets.shape[0])]
+    out = {
+        "belief_r2": m.r_squared(rows(beliefs, "score"), probed),
+        "belief_r2_shuffled": m.r_squared(
+            rows(beliefs, "score"),
+            m.apply_affine_probe(m.fit_affine_probe(rows(hidden, "fit"), shuffled),
+                                 rows(hidden, "score"))),
+        "belief_r2_untrained": m.probe_r2(rows(untrained, "fit"), fit_targets,
+                                          rows(untrained, "score"), rows(beliefs, "score")),
+        "accuracy_causal": m.probe_accuracy(rows(hidden, "fit"), rows(dice, "fit")[:, 0],
+                                            rows(hidden, "score"), rows(dice, "score")[:, 0],
+                                            n_states),
+    }
+    return out, probed.reshape(test.n_sequences - half, test.length, n_states)
+
+
+def _belief_trace(test: DiceSample, floor, probed: np.ndarray, steps: int) -> pd.DataFrame:
+    """One scoring-half sequence: true and probed belief per state, and the die thrown."""
+    first = test.n_sequences // 2
+    steps = min(steps, test.length)
+    true, guess = floor.beliefs[first, :steps], probed[0, :steps]
+    t, state = np.indices(true.shape)
+    return pd.DataFrame({"t": t.ravel(), "die": test.dice[first, :steps][t.ravel()],
+                         "state": state.ravel(), "true_belief": true.ravel(),
+                         "probed_belief": guess.ravel()})
+
+
+def _history(model: str, rnn: ElmanRNN) -> pd.DataFrame:
+    history = rnn.history.copy()
+    history.insert(0, "model", model)
+    return history
+
+
+def _tidy(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
+    rows = [(model, metric, value) for model in MODELS
+            for metric, value in metrics.get(model, {}).items()]
+    return pd.DataFrame(rows, columns=["model", "metric", "value"])
+
+
+def run_comparison(config: ComparisonConfig | None = None,
+                   progress: bool = True) -> ComparisonResult:
+    """Fit every model on one dice sample and measure them all on held-out sequences.
+
+    Parameters
+    ----------
+    config : ComparisonConfig, optional
+        The run's settings; the defaults when omitted.
+    progress : bool
+        Show the fitting stages' tqdm bars.
+
+    Returns
+    -------
+    ComparisonResult
+        Deterministic given ``config`` (apart from ``timings``).
+
+    Notes
+    -----
+    Excess is each model's held-out log-loss minus the true model's on the same
+    sequences, so the true model's is exactly 0 and others' are >= 0 up to
+    sampling noise (``excess_se`` is its standard error over sequences).
+    """
+    config = config or ComparisonConfig()
+    clock, streams = _Stopwatch(), _streams(config.seed)
+    spec = PRESETS[config.preset]()
+    truth, n_states, n_symbols = spec.to_hmm(), spec.n_states, spec.n_symbols
+    with clock.stage("sample data"):
+        train = spec.sample(config.n_train, config.length, streams["train"])
+        test = spec.sample(config.n_test, config.length, streams["test"])
+    results: dict[str, dict[str, float]] = {}
+    with clock.stage("true model"):
+        floor = truth.filter(test.symbols)
+        results["true"] = _hmm_metrics(truth, test, floor)
+    with clock.stage("counted HMM"):
+        counted = fit_counts(train.dice, train.symbols, n_states, n_symbols)
+        results["counted_hmm"] = _hmm_metrics(counted, test, floor)
+        results["counted_hmm"].update(m.matrix_errors(counted, truth))
+    with clock.stage("EM HMM"):
+        em, em_restarts = _fit_em_aligned(train.symbols, truth, config.restarts, streams["em"],
+                                          progress)
+        results["em_hmm"] = _hmm_metrics(em, test, floor)
+        results["em_hmm"].update(m.matrix_errors(em, truth))
+    with clock.stage("baselines"):
+        for name, baseline in (("iid", IIDBaseline), ("markov1", MarkovBaseline)):
+            fitted = baseline.fit(train.symbols, n_symbols)
+            results[name] = m.prediction_metrics(fitted.predictive(test.symbols), test.symbols,
+                                                 floor.predictive)
+    with clock.stage("RNN on faces"):
+        rnn = ElmanRNN(n_symbols, config.hidden, n_symbols, seed=streams["rnn_faces"])
+        rnn.fit(train.symbols, **_rnn_fit_kwargs(config, config.epochs, streams["rnn_faces"],
+                                                 progress))
+        results["rnn_faces"] = m.prediction_metrics(rnn.predict_proba(test.symbols),
+                                                    test.symbols, floor.predictive)
+    with clock.stage("RNN on dice"):
+        decoder = ElmanRNN(n_symbols, config.hidden, n_states, seed=streams["rnn_dice"])
+        decoder.fit(train.symbols, train.dice,
+                    **_rnn_fit_kwargs(config, config.dice_epochs, streams["rnn_dice"], progress))
+        decoded = decoder.predict_proba(test.symbols)
+        results["rnn_dice"] = {"accuracy_causal": m.accuracy(decoded.argmax(-1), test.dice),
+                               "belief_kl": m.mean_kl(floor.beliefs, decoded)}
+    with clock.stage("RNN-implied HMM"):
+        sampled = rnn.sample(config.implied_sequences, config.implied_length,
+                             seed=streams["rnn_sample"])
+        implied, implied_restarts = _fit_em_aligned(sampled, truth, config.implied_restarts,
+                                                    streams["em_implied"], progress)
+        results["rnn_implied_hmm"] = _hmm_metrics(implied, test, floor)
+        results["rnn_implied_hmm"].update(m.matrix_errors(implied, truth))
+    with clock.stage("belief probe"):
+        untrained = ElmanRNN(n_symbols, config.hidden, n_symbols, seed=streams["untrained"])
+        probe, probed = _probe_metrics(rnn.hidden_states(test.symbols),
+                                       untrained.hidden_states(test.symbols), test, floor,
+                                       streams["shuffle"])
+        results["rnn_faces"].update(probe)
+    matrices = pd.DataFrame([row for name, hmm in (("true", truth), ("counted_hmm", counted),
+                                                  ("em_hmm", em), ("rnn_implied_hmm", implied))
+                             for row in _matrix_rows(name, hmm)])
+    restarts = pd.concat([em_restarts.assign(fit="em_hmm"),
+                          implied_restarts.assign(fit="rnn_implied_hmm")], ignore_index=True)
+    return ComparisonResult(
+        config=config, metrics=_tidy(results), matrices=matrices,
+        learning_curve=pd.concat([_history("rnn_faces", rnn), _history("rnn_dice", decoder)],
+                                 ignore_index=True),
+        belief_trace=_belief_trace(test, floor, probed, config.trace_steps),
+        em_restarts=restarts, timings=clock.frame(), state_names=tuple(spec.state_names),
+    )

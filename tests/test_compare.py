@@ -1,0 +1,266 @@
+"""Tests of seqmodels.compare and experiments/compare.py.
+
+Unit tests check the metric functions and baselines on inputs whose answer is
+known exactly. The end-to-end tests run ``experiments/compare.py --quick``
+(in-process through ``main(argv)``, a few seconds each) in a temporary folder.
+
+Sampling tolerance of the excess
+--------------------------------
+The true model minimizes the expected log-loss, so every model's expected
+excess is its KL divergence from the truth, >= 0. On a finite held-out set a
+fitted model can still beat the truth by chance. The held-out sequences are
+independent, so the excess (a mean of per-sequence paired differences) has a
+standard error ``excess_se`` estimated from those differences, and a model
+whose expected excess is 0 falls below ``-z * excess_se`` with probability
+about ``1 - Phi(z)``. With ``z`` for ``ALPHA = 1e-3`` split over the models
+(Bonferroni), a correct run fails this check with probability below 1e-3; the
+seeds are fixed, so the outcome is deterministic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from seqmodels.compare import ComparisonConfig, IIDBaseline, MarkovBaseline
+from seqmodels.compare import metrics as m
+from seqmodels.compare.report import markdown_table, rerun_command
+
+ROOT = Path(__file__).resolve().parents[1]
+ALPHA = 1e-3
+PREDICTORS = ("true", "counted_hmm", "em_hmm", "rnn_implied_hmm", "rnn_faces", "iid", "markov1")
+HMMS = ("true", "counted_hmm", "em_hmm", "rnn_implied_hmm")
+PREDICTION = ("log_loss", "excess", "excess_se", "perplexity", "kl")
+DECODING = ("accuracy_causal", "accuracy_smoothed", "accuracy_viterbi", "belief_kl")
+MATRIX = ("transmat_max_abs", "transmat_tv", "emission_max_abs", "emission_tv")
+PROBE = ("belief_r2", "belief_r2_shuffled", "belief_r2_untrained")
+REPORT_FILES = ("report.md", "metrics.csv", "metrics.json", "config.json", "timings.csv",
+                "matrices.csv", "matrices.png", "belief_trace.png", "learning_curve.png")
+
+
+def expected_metrics() -> dict[str, set[str]]:
+    """Every (model, metric) a run must report, written out independently of the code."""
+    out = {model: set(PREDICTION) for model in PREDICTORS}
+    for model in HMMS:
+        out[model] |= set(DECODING)
+    for model in ("counted_hmm", "em_hmm", "rnn_implied_hmm"):
+        out[model] |= set(MATRIX)
+    out["rnn_faces"] |= {"accuracy_causal", *PROBE}
+    out["rnn_dice"] = {"accuracy_causal", "belief_kl"}
+    return out
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("compare_cli", ROOT / "experiments/compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- metric functions
+
+
+def test_kl_of_identical_distributions_is_zero_and_known_value_matches():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), size=(3, 4))
+    assert m.mean_kl(p, p) == 0.0
+    # KL([1/2, 1/2, 0] || [1/4, 1/2, 1/4]) = 1/2 log 2 + 0 + 0 (0 log 0 = 0).
+    assert m.mean_kl(np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.5, 0.25])) == pytest.approx(
+        0.5 * np.log(2.0), rel=1e-12)
+
+
+def test_log_loss_of_uniform_forecasts_is_log_v():
+    symbols = np.array([[0, 3, 2], [1, 1, 0]])
+    uniform = np.full((2, 3, 4), 0.25)
+    np.testing.assert_allclose(m.sequence_log_loss(uniform, symbols), np.log(4.0), rtol=1e-14)
+    scores = m.prediction_metrics(uniform, symbols, uniform)
+    assert scores["excess"] == 0.0 and scores["kl"] == 0.0
+    assert scores["perplexity"] == pytest.approx(4.0, rel=1e-12)
+
+
+def test_log_probs_pick_the_observed_symbol():
+    predictive = np.array([[[0.1, 0.9], [0.6, 0.4]]])
+    np.testing.assert_allclose(m.symbol_log_probs(predictive, np.array([[1, 0]])),
+                               np.log([[0.9, 0.6]]), rtol=1e-14)
+
+
+def test_excess_and_its_standard_error():
+    model, floor = np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 1.5])
+    excess, error = m.excess_with_error(model, floor)
+    assert excess == pytest.approx(1.0)
+    assert error == pytest.approx(np.std([0.5, 1.0, 1.5], ddof=1) / np.sqrt(3))
+    assert m.excess_with_error(floor, floor) == (0.0, 0.0)
+
+
+def test_probe_r2_is_one_for_an_exact_affine_map_and_zero_for_the_mean():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(200, 6))
+    targets = features @ rng.normal(size=(6, 3)) + np.array([0.5, -1.0, 2.0])
+    assert m.probe_r2(features[:100], targets[:100], features[100:], targets[100:]) == (
+        pytest.approx(1.0, abs=1e-12))
+    assert m.r_squared(targets, np.broadcast_to(targets.mean(axis=0), targets.shape)) == (
+        pytest.approx(0.0, abs=1e-12))
+
+
+def test_probe_accuracy_on_separable_features_is_one():
+    labels = np.arange(60) % 3
+    features = np.eye(3)[labels] * 5.0 + np.random.default_rng(2).normal(0, 0.1, (60, 3))
+    assert m.probe_accuracy(features[:30], labels[:30], features[30:], labels[30:], 3) == 1.0
+
+
+def test_accuracy_and_total_variation():
+    assert m.accuracy(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == 0.75
+    with pytest.raises(ValueError, match="shape"):
+        m.accuracy(np.zeros(3), np.zeros(4))
+    np.testing.assert_allclose(m.row_total_variation([[1.0, 0.0], [0.5, 0.5]],
+                                                     [[0.0, 1.0], [0.5, 0.5]]), [1.0, 0.0])
+
+
+def test_matrix_errors_of_a_known_perturbation():
+    from seqmodels.hmm import HMM
+
+    truth = HMM([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+    model = HMM([0.5, 0.5], [[0.8, 0.2], [0.2, 0.8]], [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+    errors = m.matrix_errors(model, truth)
+    assert errors["transmat_max_abs"] == pytest.approx(0.1)
+    assert errors["transmat_tv"] == pytest.approx(0.05)  # rows: 0.1 and 0
+    assert errors["emission_max_abs"] == 0.0 and errors["emission_tv"] == 0.0
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_iid_baseline_is_add_one_smoothed():
+    baseline = IIDBaseline.fit(np.array([[0, 0, 1, 0]]), n_symbols=3)
+    np.testing.assert_allclose(baseline.probs, [4 / 7, 2 / 7, 1 / 7])  # (n_v + 1) / (N + V)
+    forecast = baseline.predictive(np.array([[2, 1], [0, 0]]))
+    assert forecast.shape == (2, 2, 3)
+    np.testing.assert_array_equal(forecast[1, 1], baseline.probs)
+
+
+def test_markov_baseline_alignment_and_smoothing():
+    baseline = MarkovBaseline.fit(np.array([[0, 1, 0, 1]]), n_symbols=3)
+    # Pairs: 0->1 twice, 1->0 once; row 0 = (0+1, 2+1, 0+1) / (2+3).
+    np.testing.assert_allclose(baseline.transmat[0], [1 / 5, 3 / 5, 1 / 5])
+    np.testing.assert_allclose(baseline.transmat[2], [1 / 3] * 3)  # unseen row: uniform
+    assert np.all(baseline.transmat > 0) and np.all(baseline.startprob > 0)
+    symbols = np.array([2, 0, 1])
+    forecast = baseline.predictive(symbols)  # (T,) in, (T, V) out
+    np.testing.assert_array_equal(forecast[0], baseline.startprob)  # before any symbol
+    np.testing.assert_array_equal(forecast[1], baseline.transmat[2])  # P(x_1 | x_0 = 2)
+    np.testing.assert_array_equal(forecast[2], baseline.transmat[0])
+
+
+def test_baselines_reject_out_of_range_symbols():
+    with pytest.raises(ValueError, match="outside"):
+        IIDBaseline.fit(np.array([[0, 3]]), n_symbols=3)
+
+
+# --------------------------------------------------------------------------- config and report
+
+
+def test_config_validates_and_round_trips():
+    config = ComparisonConfig.quick(seed=7)
+    assert ComparisonConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="preset"):
+        ComparisonConfig(preset="nope")
+    with pytest.raises(ValueError, match="n_train"):
+        ComparisonConfig(n_train=0)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        ComparisonConfig.from_dict({"colour": 1})
+
+
+def test_rerun_command_reproduces_the_flags():
+    assert rerun_command(ComparisonConfig()) == "python experiments/compare.py"
+    assert rerun_command(ComparisonConfig.quick(seed=3)) == (
+        "python experiments/compare.py --quick --seed 3")
+    assert rerun_command(ComparisonConfig(rnn_lr=0.5)) is None  # no flag for it
+
+
+def test_markdown_table():
+    import pandas as pd
+
+    text = markdown_table(pd.DataFrame({"model": ["a"], "value": [0.123456]}), digits=3)
+    assert text.splitlines() == ["| model | value |", "| --- | --- |", "| a | 0.123 |"]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    assert load_cli().main(["--quick", "--quiet", "--seed", "5", "--out", str(out)]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_quick_run_writes_every_file(quick_run):
+    out, _ = quick_run
+    for name in REPORT_FILES:
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*")), "temporary files left behind"
+    report = (out / "report.md").read_text()
+    for name in ("matrices.png", "belief_trace.png", "learning_curve.png", "Targets"):
+        assert name in report
+    config = json.loads((out / "config.json").read_text())
+    assert ComparisonConfig.from_dict(config["config"]) == ComparisonConfig.quick(seed=5)
+    assert config["command"] == "python experiments/compare.py --quick --seed 5"
+
+
+def test_quick_run_reports_every_model_and_metric(quick_run):
+    _, metrics = quick_run
+    assert {model: set(values) for model, values in metrics.items()} == expected_metrics()
+    assert all(np.isfinite(v) for values in metrics.values() for v in values.values())
+
+
+def test_true_model_is_the_floor(quick_run):
+    _, metrics = quick_run
+    assert metrics["true"]["excess"] == 0.0
+    assert metrics["true"]["kl"] == 0.0
+    assert metrics["true"]["belief_kl"] == 0.0
+    z = stats.norm.ppf(1 - ALPHA / len(PREDICTORS))
+    for model in PREDICTORS:
+        assert metrics[model]["kl"] >= 0.0, model
+        assert metrics[model]["excess"] >= -z * metrics[model]["excess_se"], model
+
+
+def test_iid_baseline_is_worse_than_em(quick_run):
+    _, metrics = quick_run
+    assert metrics["iid"]["excess"] > metrics["em_hmm"]["excess"]
+
+
+def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
+    first, _ = quick_run
+    assert load_cli().main(["--quick", "--quiet", "--no-plots", "--seed", "5",
+                            "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "metrics.json").read_bytes() == (first / "metrics.json").read_bytes()
+    assert not (tmp_path / "matrices.png").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--preset", "nope"], "invalid choice"),
+    (["--n-train", "0"], "positive integer"),
+    (["--length", "-5"], "positive integer"),
+    (["--hidden", "x"], "positive integer"),
+    (["--quick", "--n-test", "1"], "n_test must be at least 2"),
+    (["--seed", "-1"], ">= 0"),
+])
+def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_cli().main([*argv, "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_output_folder_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as stop:
+        load_cli().main(["--quick", "--out", str(blocker / "report")])
+    assert stop.value.code == 2
+    assert "cannot write the report" in capsys.readouterr().err
