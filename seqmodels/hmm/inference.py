@@ -25,6 +25,9 @@ import numpy as np
 # near-uniform symbols lose about 8**-16 ~ 1e-14: far from trouble.
 _RENORM_EVERY = 16
 _TINY = 1e-200
+# Viterbi keeps the candidates of this many float64 (about 2 MB) before
+# extracting their back-pointers in one vectorized pass.
+_VITERBI_BLOCK_ELEMENTS = 2**18
 
 
 def emission_likelihoods(emissionprob: np.ndarray, batch: np.ndarray) -> np.ndarray:
@@ -183,9 +186,9 @@ def viterbi(
     """Most probable hidden paths, by max-product in log space.
 
     :math:`\\delta_0 = \\log\\pi + \\log B_{\\cdot x_0}`, :math:`\\delta_t(j) =
-    \\max_i [\\delta_{t-1}(i) + \\log A_{ij}] + \\log B_{j x_t}`; the path is
-    read back by recomputing the argmax for the chosen state. Ties go to the
-    highest state index, as in hmmlearn's ``decode``.
+    \\max_i [\\delta_{t-1}(i) + \\log A_{ij}] + \\log B_{j x_t}`, the same
+    floating-point operations in the same order as hmmlearn's ``decode``, so
+    paths and ties agree exactly. Ties go to the highest state index, as there.
 
     Parameters
     ----------
@@ -197,29 +200,67 @@ def viterbi(
     -------
     paths : numpy.ndarray of int64, shape (B, T)
     log_prob : numpy.ndarray, shape (B,)
-        :math:`\\log P(x, z^*)` of each path.
+        :math:`\\log P(x, z^*)` of each path; ``-inf`` if every path has probability 0.
     """
     n_seq, n_steps = batch.shape
     with np.errstate(divide="ignore"):
         log_start, log_trans = np.log(startprob), np.log(transmat)
         log_lik = np.take(np.log(emissionprob), batch.T, axis=1)  # (K, T, B)
-    # Layout (T, K, B): sequences on the innermost axis keep every inner loop
-    # B long. Only scores are kept going forward; the max over the leading axis
-    # of candidates[i, j, b] = score[i, b] + log A[i, j] is an elementwise
-    # maximum of K contiguous slabs, far cheaper than an argmax along a short
-    # axis. The backtrack recomputes one argmax per step for the chosen state.
-    scores = np.empty((n_steps, *log_lik.shape[::2]))
-    candidates = np.empty((log_trans.shape[0], *scores.shape[1:]))
-    scores[0] = log_start[:, None] + log_lik[:, 0]
-    for t in range(1, n_steps):
-        np.add(scores[t - 1][:, None, :], log_trans[:, :, None], out=candidates)
-        np.max(candidates, axis=0, out=scores[t])
-        scores[t] += log_lik[:, t]
-    paths = np.empty((n_steps, n_seq), dtype=np.int64)
-    paths[-1] = _last_argmax(scores[-1])
+    score, pointers = _viterbi_forward(log_start, log_trans, log_lik)
+    last = _last_argmax(score)
+    positions = np.empty((n_steps, n_seq), dtype=pointers.dtype)
+    positions[-1] = last * n_seq + np.arange(n_seq)
+    flat_pointers = pointers.reshape(n_steps, -1)
     for t in range(n_steps - 1, 0, -1):
-        paths[t - 1] = _last_argmax(scores[t - 1] + log_trans[:, paths[t]])
-    return paths.T.copy(), np.take_along_axis(scores[-1], paths[-1][None, :], axis=0)[0]
+        np.take(flat_pointers[t], positions[t], out=positions[t - 1])
+    paths = (positions // n_seq).T.astype(np.int64)
+    return paths, score[last, np.arange(n_seq)]
+
+
+def _viterbi_forward(
+    log_start: np.ndarray, log_trans: np.ndarray, log_lik: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max-product forward pass in the (K, B) layout, keeping back-pointers.
+
+    Returns the last step's scores :math:`\\delta_{T-1}`, shape (K, B), and
+    ``pointers`` (T, K, B) int32: ``pointers[t, j, b] = i * B + b`` for the
+    best predecessor ``i`` of state ``j`` (row 0 unused), a flat index into a
+    (K, B) step so the backtrack is one gather per step.
+
+    Sequences sit on the innermost axis so every NumPy call runs B-long loops.
+    The candidates :math:`\\delta_{t-1}(i) + \\log A_{ij}` of a block of steps
+    stay in a buffer, and their argmax is found for the whole block at once.
+    """
+    n_states, n_steps, n_seq = log_lik.shape
+    pointers = np.empty((n_steps, n_states, n_seq), dtype=np.int32)
+    block = max(1, _VITERBI_BLOCK_ELEMENTS // (n_states * n_states * n_seq))
+    candidates = np.empty((block, n_states, n_states, n_seq))
+    best = np.empty((block, n_states, n_seq))
+    log_trans_b = log_trans[:, :, None]
+    score = log_start[:, None] + log_lik[:, 0]
+    for start in range(1, n_steps, block):
+        stop = min(start + block, n_steps)
+        for step, t in enumerate(range(start, stop)):
+            np.add(score[:, None, :], log_trans_b, out=candidates[step])
+            np.maximum.reduce(candidates[step], axis=0, out=best[step])
+            np.add(best[step], log_lik[:, t], out=score)
+        size = stop - start
+        _store_pointers(candidates[:size], best[:size], pointers[start:stop])
+    return score, pointers
+
+
+def _store_pointers(candidates: np.ndarray, best: np.ndarray, out: np.ndarray) -> None:
+    """Flat back-pointers (L, K, B) from candidates (L, K, K, B) and their maxima (L, K, B).
+
+    The predecessor is the highest ``i`` whose candidate equals the maximum
+    (hmmlearn's tie rule): weights ``i * B + 1`` on the hits, the largest wins,
+    then ``b - 1`` is added. No candidate is NaN, so some ``i`` always hits.
+    """
+    n_states, n_seq = candidates.shape[1], candidates.shape[-1]
+    hits = np.equal(candidates, best[:, None])
+    weights = (np.arange(n_states, dtype=np.int32) * n_seq + 1)[:, None, None]
+    np.maximum.reduce(hits * weights, axis=1, out=out)
+    out += np.arange(-1, n_seq - 1, dtype=np.int32)
 
 
 def _last_argmax(values: np.ndarray) -> np.ndarray:
