@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a run of a few seconds on tiny data, for smoke tests; "
                              "explicit size flags still apply")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="processes: with 2 or more the EM HMM fit runs in a worker "
+                             "alongside the RNNs (same results); default 2, 1 with --quick")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(problem)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
-    result = run_comparison(config, progress=not args.quiet)
+    jobs = args.jobs if args.jobs is not None else (1 if args.quick else 2)
+    result = run_comparison(config, progress=not args.quiet, n_jobs=jobs)
     write_report(result, args.out, plots=not args.no_plots)
     print(summary(result))
     print(f"\nreport: {args.out / 'report.md'} ({time.perf_counter() - start:.1f} s)")

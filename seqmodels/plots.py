@@ -95,6 +95,10 @@ def learning_curve_png(curve: pd.DataFrame, references: dict[str, float],
     axes.plot(part.epoch, part.train_loss, color="0.6", lw=1, label=f"{model} training loss")
     for (label, value), style in zip(references.items(), ("--", ":", "-."), strict=False):
         axes.axhline(value, color="k", ls=style, lw=1, label=f"{label}: {value:.4f}")
+    if len(part) > 2:  # the first epoch's loss would squash the rest against the floor
+        losses = [*part.val_loss.iloc[1:], *part.train_loss.iloc[1:], *references.values()]
+        low, high = min(losses), max(losses)
+        axes.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel("log-loss (nats per symbol)")

@@ -235,8 +235,9 @@ def test_iid_baseline_is_worse_than_em(quick_run):
 
 
 def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
+    """Run again with the EM fit in a worker process (--jobs 2): the same bytes."""
     first, _ = quick_run
-    assert load_cli().main(["--quick", "--quiet", "--no-plots", "--seed", "5",
+    assert load_cli().main(["--quick", "--quiet", "--no-plots", "--seed", "5", "--jobs", "2",
                             "--out", str(tmp_path)]) == 0
     assert (tmp_path / "metrics.json").read_bytes() == (first / "metrics.json").read_bytes()
     assert not (tmp_path / "matrices.png").exists()
@@ -249,6 +250,7 @@ def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
     (["--hidden", "x"], "positive integer"),
     (["--quick", "--n-test", "1"], "n_test must be at least 2"),
     (["--seed", "-1"], ">= 0"),
+    (["--jobs", "0"], "positive integer"),
 ])
 def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:

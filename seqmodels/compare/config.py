@@ -15,7 +15,8 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("rnn_faces", "belief_r2"): (">", 0.93),
 }
 
-_COUNTS = ("n_train", "n_test", "length", "hidden", "epochs", "restarts", "dice_epochs",
+_COUNTS = ("n_train", "n_test", "length", "hidden", "epochs", "restarts", "em_finalists",
+           "dice_epochs",
            "rnn_batch_size", "implied_sequences", "implied_restarts", "implied_length",
            "trace_steps")
 _POSITIVE_FLOATS = ("rnn_lr", "rnn_clip")
@@ -35,9 +36,9 @@ class ComparisonConfig:
         Hidden units of both RNNs.
     epochs : int
         Training epochs of the faces-only RNN (early stopping may end sooner).
-    restarts : int
-        Baum-Welch restarts of the EM HMM fit (``fit_em`` screens them all
-        briefly and runs the best two to convergence).
+    restarts, em_finalists : int
+        Baum-Welch restarts of the EM HMM fit: ``fit_em`` screens them all for
+        a few iterations and runs the best ``em_finalists`` to convergence.
     seed : int
         Root seed; every random stage draws from its own child stream of it.
     dice_epochs : int
@@ -49,7 +50,8 @@ class ComparisonConfig:
         Fraction of training sequences held out for early stopping.
     implied_sequences, implied_length, implied_restarts : int
         Size of the sample drawn from the trained faces-only RNN, and the EM
-        restarts, to fit its implied matrices.
+        restarts, to fit its implied matrices (one finalist: these matrices are
+        read, not held to a target).
     trace_steps : int
         Steps of one held-out sequence shown in the belief figure.
     """
@@ -61,6 +63,7 @@ class ComparisonConfig:
     hidden: int = 32
     epochs: int = 50
     restarts: int = 10
+    em_finalists: int = 3
     seed: int = 0
     dice_epochs: int = 20
     rnn_batch_size: int = 40

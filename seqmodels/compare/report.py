@@ -128,6 +128,15 @@ def _sections(result: ComparisonResult) -> list[str]:
     ]
 
 
+def _timing_note(result: ComparisonResult) -> str:
+    timings = dict(zip(result.timings.stage, result.timings.seconds, strict=True))
+    total = timings.get("total (wall)", result.timings.seconds.sum())
+    return (f"seqmodels {seqmodels.__version__}. Seconds per stage, this run: {total:.1f} s in "
+            "all, figures and files not included. When the EM HMM fit ran in a worker process "
+            "(`n_jobs=2`, the CLI's default) its time overlaps the RNN stages; the main "
+            "process then only waits for what is left of it.")
+
+
 def render_markdown(result: ComparisonResult, plots: bool = True) -> str:
     """The text of ``report.md``: readable on its own."""
     config = result.config
@@ -139,8 +148,7 @@ def render_markdown(result: ComparisonResult, plots: bool = True) -> str:
         f"{config.hidden}; EM restarts {config.restarts}. Rerun: `{command}`.", "",
         "Models: " + "; ".join(f"`{name}`: {text}" for name, text in MODELS.items()) + ".", "",
         *_sections(result),
-        *_section("Wall time", f"seqmodels {seqmodels.__version__}; seconds per stage, this "
-                  f"run (total {result.timings.seconds.sum():.1f} s).", result.timings),
+        *_section("Wall time", _timing_note(result), result.timings),
     ]
     if not plots:
         lines = [line for line in lines if not line.startswith("![")]
