@@ -3,7 +3,7 @@
 Fits the counted and EM HMMs, two Elman RNNs (faces only; dice as labels) and
 two baselines on one dice sample, measures them all on held-out sequences
 against the true model and writes a report folder (report.md, metrics.csv,
-metrics.json, config.json, PNG figures). Example::
+metrics.json, config.json, PNG figures). Examples:
 
     python experiments/compare.py                    # the default run, ~1 minute
     python experiments/compare.py --quick --out /tmp/smoke
@@ -22,7 +22,7 @@ from seqmodels.compare import ComparisonConfig, run_comparison, write_report
 from seqmodels.compare.report import markdown_table, target_table
 from seqmodels.dice import PRESETS
 
-DEFAULTS = ComparisonConfig()
+DEFAULTS, QUICK = ComparisonConfig(), ComparisonConfig.quick()
 SIZE_FLAGS = {
     "n_train": "training sequences",
     "n_test": "held-out sequences (at least 2: the belief probe fits on one half, scores on "
@@ -30,53 +30,50 @@ SIZE_FLAGS = {
     "length": "throws per sequence",
     "hidden": "hidden units of both RNNs",
     "epochs": "training epochs of the faces-only RNN (early stopping may end sooner)",
-    "restarts": "Baum-Welch restarts of each EM fit",
+    "restarts": "Baum-Welch restarts of the EM HMM fit",
 }
 SUMMARY_METRICS = ("log_loss", "excess", "accuracy_causal", "accuracy_viterbi", "belief_r2")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def int_at_least(minimum: int, what: str):
+    """An argparse type: an integer >= ``minimum``, else a message saying ``what`` it must be."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "an integer >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULTS.preset,
-                        help="the true dice model")
+                        help=f"the true dice model (default {DEFAULTS.preset})")
     for name, text in SIZE_FLAGS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=positive_int, default=None,
-                            help=f"{text} (default {getattr(DEFAULTS, name)}; smaller with "
-                                 "--quick)")
-    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed,
-                        help="root seed: the same seed gives the same metrics.json")
-    parser.add_argument("--out", type=Path, default=Path("reports/compare"),
-                        help="report folder (created if missing; files in it are replaced)")
+                            metavar="N", help=f"{text} (default {getattr(DEFAULTS, name)}; "
+                                              f"{getattr(QUICK, name)} with --quick)")
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
+                        help="root seed: the same seed gives the same metrics.json (default "
+                             f"{DEFAULTS.seed})")
+    parser.add_argument("--out", type=Path, default=Path("reports/compare"), metavar="DIR",
+                        help="report folder, created if missing; files in it are replaced "
+                             "(default reports/compare)")
     parser.add_argument("--quick", action="store_true",
                         help="a run of a few seconds on tiny data, for smoke tests; "
                              "explicit size flags still apply")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    parser.add_argument("--jobs", type=positive_int, default=None,
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="processes: with 2 or more the EM HMM fit runs in a worker "
                              "alongside the RNNs (same results); default 2, 1 with --quick")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

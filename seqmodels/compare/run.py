@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from seqmodels.compare import metrics as m
 from seqmodels.compare.baselines import IIDBaseline, MarkovBaseline
@@ -240,6 +241,17 @@ def _job_runner(n_jobs: int) -> Iterator:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _wait(job, progress: bool):
+    """``job.result()``, with a ticking bar while a worker process is still at it."""
+    if isinstance(job, _Inline):
+        return job.result()
+    with tqdm(desc="EM HMM fit (worker process)", disable=not progress,
+              bar_format="{desc}: {elapsed}") as bar:
+        while not wait([job], timeout=0.5).done:
+            bar.refresh()
+    return job.result()
+
+
 def _timed_em_fit(symbols, truth: HMM, restarts: int, finalists: int, seed,
                   progress: bool) -> tuple[HMM, pd.DataFrame, float]:
     start = time.perf_counter()
@@ -339,7 +351,7 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
             results["rnn_implied_hmm"] = {**_hmm_metrics(implied, test, floor),
                                           **m.matrix_errors(implied, truth)}
         with clock.stage("waiting for the EM HMM" if n_jobs > 1 else "EM HMM (inline)"):
-            em, em_restarts, em_seconds = em_job.result()
+            em, em_restarts, em_seconds = _wait(em_job, progress and n_jobs > 1)
     clock.seconds["EM HMM fit"] = em_seconds
     results["em_hmm"] = {**_hmm_metrics(em, test, floor), **m.matrix_errors(em, truth)}
     clock.seconds["total (wall)"] = time.perf_counter() - start
