@@ -25,9 +25,9 @@ import numpy as np
 # near-uniform symbols lose about 8**-16 ~ 1e-14: far from trouble.
 _RENORM_EVERY = 16
 _TINY = 1e-200
-# Viterbi keeps the candidates of this many float64 (about 2 MB) before
+# Viterbi keeps the candidates of this many float64 (512 kB, cache-sized) before
 # extracting their back-pointers in one vectorized pass.
-_VITERBI_BLOCK_ELEMENTS = 2**18
+_VITERBI_BLOCK_ELEMENTS = 2**16
 
 
 def emission_likelihoods(emissionprob: np.ndarray, batch: np.ndarray) -> np.ndarray:
@@ -186,9 +186,10 @@ def viterbi(
     """Most probable hidden paths, by max-product in log space.
 
     :math:`\\delta_0 = \\log\\pi + \\log B_{\\cdot x_0}`, :math:`\\delta_t(j) =
-    \\max_i [\\delta_{t-1}(i) + \\log A_{ij}] + \\log B_{j x_t}`, the same
+    \\max_i [\\delta_{t-1}(i) + \\log A_{ij}] + \\log B_{j x_t}`: the same
     floating-point operations in the same order as hmmlearn's ``decode``, so
-    paths and ties agree exactly. Ties go to the highest state index, as there.
+    the paths agree exactly, ties included. Ties go to the highest state
+    index, as there.
 
     Parameters
     ----------
@@ -202,65 +203,98 @@ def viterbi(
     log_prob : numpy.ndarray, shape (B,)
         :math:`\\log P(x, z^*)` of each path; ``-inf`` if every path has probability 0.
     """
-    n_seq, n_steps = batch.shape
+    n_seq = batch.shape[0]
     with np.errstate(divide="ignore"):
-        log_start, log_trans = np.log(startprob), np.log(transmat)
-        log_lik = np.take(np.log(emissionprob), batch.T, axis=1)  # (K, T, B)
-    score, pointers = _viterbi_forward(log_start, log_trans, log_lik)
+        logs = np.log(startprob), np.log(transmat), np.log(emissionprob)
+    score, pointers = _viterbi_forward(*logs, batch)
     last = _last_argmax(score)
-    positions = np.empty((n_steps, n_seq), dtype=pointers.dtype)
-    positions[-1] = last * n_seq + np.arange(n_seq)
-    flat_pointers = pointers.reshape(n_steps, -1)
-    for t in range(n_steps - 1, 0, -1):
-        np.take(flat_pointers[t], positions[t], out=positions[t - 1])
-    paths = (positions // n_seq).T.astype(np.int64)
+    positions = _backtrack(pointers, last * n_seq + np.arange(n_seq))
+    paths = (positions // n_seq).T.astype(np.int64, order="C")
     return paths, score[last, np.arange(n_seq)]
 
 
 def _viterbi_forward(
-    log_start: np.ndarray, log_trans: np.ndarray, log_lik: np.ndarray
+    log_start: np.ndarray, log_trans: np.ndarray, log_emission: np.ndarray, batch: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Max-product forward pass in the (K, B) layout, keeping back-pointers.
 
     Returns the last step's scores :math:`\\delta_{T-1}`, shape (K, B), and
-    ``pointers`` (T, K, B) int32: ``pointers[t, j, b] = i * B + b`` for the
-    best predecessor ``i`` of state ``j`` (row 0 unused), a flat index into a
-    (K, B) step so the backtrack is one gather per step.
+    ``pointers`` (T, K, B): ``pointers[t, j, b] = i * B + b`` for the best
+    predecessor ``i`` of state ``j`` (row 0 unused), a position in a flattened
+    (K, B) step, so the backtrack is one gather per step. Their dtype is the
+    smallest unsigned integer that holds ``K * B - 1``.
 
-    Sequences sit on the innermost axis so every NumPy call runs B-long loops.
-    The candidates :math:`\\delta_{t-1}(i) + \\log A_{ij}` of a block of steps
-    stay in a buffer, and their argmax is found for the whole block at once.
+    Sequences sit on the innermost axis, so every NumPy call runs B-long loops.
+    Work proceeds in cache-sized blocks of steps: the log-likelihoods of a
+    block are gathered at once, its candidates :math:`\\delta_{t-1}(i) + \\log
+    A_{ij}` are kept, and their back-pointers extracted in one vectorized pass.
+    Buffers are reused, so memory is the pointers plus a few blocks.
     """
-    n_states, n_steps, n_seq = log_lik.shape
-    pointers = np.empty((n_steps, n_states, n_seq), dtype=np.int32)
+    n_seq, n_steps = batch.shape
+    n_states = len(log_start)
+    pointers = np.empty(
+        (n_steps, n_states, n_seq), dtype=np.min_scalar_type(n_states * n_seq - 1)
+    )
     block = max(1, _VITERBI_BLOCK_ELEMENTS // (n_states * n_states * n_seq))
     candidates = np.empty((block, n_states, n_states, n_seq))
     best = np.empty((block, n_states, n_seq))
+    log_lik = np.empty((n_states, block, n_seq))
+    workspace = _PointerWorkspace(candidates.shape)
     log_trans_b = log_trans[:, :, None]
-    score = log_start[:, None] + log_lik[:, 0]
+    score = log_start[:, None] + log_emission[:, batch[:, 0]]
+    score_b = score[:, None, :]  # a view: the loop updates score in place
+    # Per-step views made once: at small B the loop is bound by call overhead.
+    step_views = list(zip(candidates, best, log_lik.transpose(1, 0, 2), strict=True))
+    add, reduce_max = np.add, np.maximum.reduce
     for start in range(1, n_steps, block):
-        stop = min(start + block, n_steps)
-        for step, t in enumerate(range(start, stop)):
-            np.add(score[:, None, :], log_trans_b, out=candidates[step])
-            np.maximum.reduce(candidates[step], axis=0, out=best[step])
-            np.add(best[step], log_lik[:, t], out=score)
-        size = stop - start
-        _store_pointers(candidates[:size], best[:size], pointers[start:stop])
+        size = min(block, n_steps - start)
+        np.take(log_emission, batch[:, start:start + size].T, axis=1, out=log_lik[:, :size],
+                mode="clip")
+        for cand, top, lik in step_views[:size]:
+            add(score_b, log_trans_b, cand)
+            reduce_max(cand, 0, None, top)
+            add(top, lik, score)
+        workspace.store(candidates[:size], best[:size], pointers[start:start + size])
     return score, pointers
 
 
-def _store_pointers(candidates: np.ndarray, best: np.ndarray, out: np.ndarray) -> None:
-    """Flat back-pointers (L, K, B) from candidates (L, K, K, B) and their maxima (L, K, B).
+class _PointerWorkspace:
+    """Reusable buffers turning (L, K, K, B) candidates into (L, K, B) back-pointers.
 
     The predecessor is the highest ``i`` whose candidate equals the maximum
-    (hmmlearn's tie rule): weights ``i * B + 1`` on the hits, the largest wins,
-    then ``b - 1`` is added. No candidate is NaN, so some ``i`` always hits.
+    (hmmlearn's tie rule): the largest of ``i * hit_i`` (uint8, so K <= 256).
+    Some ``i`` always hits, as candidates are finite or ``-inf``, never NaN.
     """
-    n_states, n_seq = candidates.shape[1], candidates.shape[-1]
-    hits = np.equal(candidates, best[:, None])
-    weights = (np.arange(n_states, dtype=np.int32) * n_seq + 1)[:, None, None]
-    np.maximum.reduce(hits * weights, axis=1, out=out)
-    out += np.arange(-1, n_seq - 1, dtype=np.int32)
+
+    def __init__(self, shape: tuple[int, int, int, int]) -> None:
+        n_states, n_seq = shape[1], shape[3]
+        self.hits = np.empty(shape, dtype=bool)
+        self.weighted = np.empty(shape, dtype=np.uint8)
+        self.codes = np.empty((shape[0], n_states, n_seq), dtype=np.uint8)
+        self.weights = np.arange(n_states, dtype=np.uint8)[:, None, None]
+        self.sequences = np.arange(n_seq)
+
+    def store(self, candidates: np.ndarray, best: np.ndarray, out: np.ndarray) -> None:
+        """Write ``out[l, j, b] = i * B + b``, ``i`` the best predecessor of ``j``."""
+        size, n_seq = len(candidates), candidates.shape[-1]
+        hits, weighted, codes = self.hits[:size], self.weighted[:size], self.codes[:size]
+        np.equal(candidates, best[:, None], out=hits)
+        np.multiply(hits, self.weights, out=weighted)
+        np.maximum.reduce(weighted, axis=1, out=codes)
+        np.multiply(codes, n_seq, out=out, dtype=out.dtype)
+        np.add(out, self.sequences, out=out, casting="unsafe")
+
+
+def _backtrack(pointers: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Positions ``z_t * B + b`` of the best paths, shape (T, B), from their last step's."""
+    n_steps = len(pointers)
+    positions = np.empty((n_steps, len(last)), dtype=pointers.dtype)
+    positions[-1] = last
+    # Views made once and the method's positional form: the loop is call-bound.
+    rows, steps = list(pointers.reshape(n_steps, -1)), list(positions)
+    for t in range(n_steps - 1, 0, -1):
+        rows[t].take(steps[t], None, steps[t - 1], "clip")
+    return positions
 
 
 def _last_argmax(values: np.ndarray) -> np.ndarray:
