@@ -57,6 +57,63 @@ def test_viterbi_equals_hmmlearn_decode(case):
         assert value == pytest.approx(expected_value, rel=1e-9)
 
 
+def decode_batch(model: HMM, symbols: np.ndarray) -> tuple[np.ndarray, float]:
+    """hmmlearn's Viterbi on the batch concatenated with lengths: paths (B, T), total log-prob."""
+    lengths = np.full(symbols.shape[0], symbols.shape[1])
+    log_prob, paths = model.to_hmmlearn().decode(
+        symbols.reshape(-1, 1), lengths, algorithm="viterbi"
+    )
+    return paths.reshape(symbols.shape), log_prob
+
+
+def twin_model() -> HMM:
+    """States 1 and 2 are exact twins (same emissions, mirrored transitions): their scores tie.
+
+    Emission probabilities 1/4 and 1/8 (powers of 2) and zeros, as in the dice presets.
+    """
+    emission = np.array([[0.25] * 4 + [0.0] * 4, [0.125] * 8, [0.125] * 8, [0.5] * 2 + [0.0] * 6])
+    transmat = np.full((4, 4), 0.2 / 3)
+    np.fill_diagonal(transmat, 0.8)
+    return HMM(np.full(4, 0.25), transmat, emission)
+
+
+@pytest.mark.parametrize("length", [1, 60])
+def test_viterbi_equals_hmmlearn_on_tied_scores(length):
+    model = twin_model()
+    _, symbols = model.sample(20, length, seed=length)
+    paths, log_prob = model.viterbi(symbols)
+    expected_paths, expected_log_prob = decode_batch(model, symbols)
+    np.testing.assert_array_equal(paths, expected_paths)
+    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
+    assert np.any(paths == 1)  # twin 1 wins the last step's ties (the lowest index)
+
+
+def test_viterbi_tie_rules_are_hmmlearns():
+    """All paths tie: the last step takes the lowest state, every back-pointer the highest."""
+    flat = HMM(np.full(3, 1 / 3), np.full((3, 3), 1 / 3), np.full((3, 2), 0.5))
+    symbols = np.array([[0, 1, 1, 0, 1], [1, 1, 0, 0, 0]])
+    paths, log_prob = flat.viterbi(symbols)
+    np.testing.assert_array_equal(paths, [[2, 2, 2, 2, 0]] * 2)
+    np.testing.assert_array_equal(paths, decode_batch(flat, symbols)[0])
+    np.testing.assert_allclose(log_prob, 5 * np.log(1 / 6), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("block_elements", "n_seq"), [(1, 3), (7 * 16 * 80, 80), (None, 80)])
+def test_viterbi_across_blocks_and_pointer_sizes(monkeypatch, block_elements, n_seq):
+    """Blocks of 1 and 7 steps (59 = 8 * 7 + 3: a partial last block); K*B = 320 needs uint16."""
+    from seqmodels.hmm import inference
+
+    if block_elements is not None:
+        monkeypatch.setattr(inference, "_VITERBI_BLOCK_ELEMENTS", block_elements)
+    model = random_model(4, 8, seed=n_seq)
+    _, symbols = model.sample(n_seq, 60, seed=n_seq + 1)
+    paths, log_prob = model.viterbi(symbols)
+    expected_paths, expected_log_prob = decode_batch(model, symbols)
+    assert paths.dtype == np.int64 and paths.flags.c_contiguous
+    np.testing.assert_array_equal(paths, expected_paths)
+    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
+
+
 def test_smooth_equals_hmmlearn_predict_proba(case):
     model, reference, symbols = case
     lengths = np.full(symbols.shape[0], symbols.shape[1])
@@ -168,7 +225,10 @@ def test_no_underflow_at_100k_steps():
     assert model.log_likelihood(symbols)[0] == pytest.approx(expected, rel=1e-9)
     smoothed = model.smooth(symbols)
     assert np.all(np.isfinite(smoothed)) and np.allclose(smoothed.sum(axis=-1), 1.0)
-    assert np.isfinite(model.viterbi(symbols)[1][0])
+    paths, log_prob = model.viterbi(symbols)
+    expected_paths, expected_log_prob = decode_batch(model, symbols)
+    np.testing.assert_array_equal(paths, expected_paths)
+    assert np.isfinite(log_prob[0]) and log_prob[0] == pytest.approx(expected_log_prob, rel=1e-9)
 
 
 def test_likelihood_path_survives_blocks_that_underflow():

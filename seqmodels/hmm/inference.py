@@ -25,9 +25,9 @@ import numpy as np
 # near-uniform symbols lose about 8**-16 ~ 1e-14: far from trouble.
 _RENORM_EVERY = 16
 _TINY = 1e-200
-# Viterbi keeps the candidates of this many float64 (512 kB, cache-sized) before
+# Viterbi keeps the candidates of this many float64 (1 MB, cache-sized) before
 # extracting their back-pointers in one vectorized pass.
-_VITERBI_BLOCK_ELEMENTS = 2**16
+_VITERBI_BLOCK_ELEMENTS = 2**17
 
 
 def emission_likelihoods(emissionprob: np.ndarray, batch: np.ndarray) -> np.ndarray:
@@ -188,8 +188,9 @@ def viterbi(
     :math:`\\delta_0 = \\log\\pi + \\log B_{\\cdot x_0}`, :math:`\\delta_t(j) =
     \\max_i [\\delta_{t-1}(i) + \\log A_{ij}] + \\log B_{j x_t}`: the same
     floating-point operations in the same order as hmmlearn's ``decode``, so
-    the paths agree exactly, ties included. Ties go to the highest state
-    index, as there.
+    the paths agree exactly, ties included. Its tie rules, checked on models
+    built to tie: the last step takes the lowest of the tied states, every
+    back-pointer the highest.
 
     Parameters
     ----------
@@ -207,7 +208,7 @@ def viterbi(
     with np.errstate(divide="ignore"):
         logs = np.log(startprob), np.log(transmat), np.log(emissionprob)
     score, pointers = _viterbi_forward(*logs, batch)
-    last = _last_argmax(score)
+    last = np.argmax(score, axis=0)  # the lowest tied state, as in hmmlearn
     positions = _backtrack(pointers, last * n_seq + np.arange(n_seq))
     paths = (positions // n_seq).T.astype(np.int64, order="C")
     return paths, score[last, np.arange(n_seq)]
@@ -269,8 +270,7 @@ class _PointerWorkspace:
 
     def __init__(self, shape: tuple[int, int, int, int]) -> None:
         n_states, n_seq = shape[1], shape[3]
-        self.hits = np.empty(shape, dtype=bool)
-        self.weighted = np.empty(shape, dtype=np.uint8)
+        self.hits = np.empty(shape, dtype=np.uint8)  # 0/1, then weighted in place
         self.codes = np.empty((shape[0], n_states, n_seq), dtype=np.uint8)
         self.weights = np.arange(n_states, dtype=np.uint8)[:, None, None]
         self.sequences = np.arange(n_seq)
@@ -278,10 +278,10 @@ class _PointerWorkspace:
     def store(self, candidates: np.ndarray, best: np.ndarray, out: np.ndarray) -> None:
         """Write ``out[l, j, b] = i * B + b``, ``i`` the best predecessor of ``j``."""
         size, n_seq = len(candidates), candidates.shape[-1]
-        hits, weighted, codes = self.hits[:size], self.weighted[:size], self.codes[:size]
+        hits, codes = self.hits[:size], self.codes[:size]
         np.equal(candidates, best[:, None], out=hits)
-        np.multiply(hits, self.weights, out=weighted)
-        np.maximum.reduce(weighted, axis=1, out=codes)
+        np.multiply(hits, self.weights, out=hits)
+        np.maximum.reduce(hits, axis=1, out=codes)
         np.multiply(codes, n_seq, out=out, dtype=out.dtype)
         np.add(out, self.sequences, out=out, casting="unsafe")
 
@@ -297,8 +297,3 @@ def _backtrack(pointers: np.ndarray, last: np.ndarray) -> np.ndarray:
         rows[t].take(steps[t], None, steps[t - 1], "clip")
     return positions
 
-
-def _last_argmax(values: np.ndarray) -> np.ndarray:
-    """Column-wise argmax of (K, B) ``values``, ties to the highest index (hmmlearn's rule)."""
-    n_states = values.shape[0]
-    return n_states - 1 - np.argmax(values[::-1], axis=0)
