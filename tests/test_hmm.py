@@ -100,11 +100,15 @@ def test_viterbi_tie_rules_are_hmmlearns():
 
 @pytest.mark.parametrize(("block_elements", "n_seq"), [(1, 3), (7 * 16 * 80, 80), (None, 80)])
 def test_viterbi_across_blocks_and_pointer_sizes(monkeypatch, block_elements, n_seq):
-    """Blocks of 1 and 7 steps (59 = 8 * 7 + 3: a partial last block); K*B = 320 needs uint16."""
+    """Blocks of 1 and 7 steps (59 = 8 * 7 + 3: partial last block and backtrack chunk).
+
+    K*B = 320 needs uint16 back-pointers.
+    """
     from seqmodels.hmm import inference
 
     if block_elements is not None:
         monkeypatch.setattr(inference, "_VITERBI_BLOCK_ELEMENTS", block_elements)
+        monkeypatch.setattr(inference, "_BACKTRACK_CHUNK", 7)
     model = random_model(4, 8, seed=n_seq)
     _, symbols = model.sample(n_seq, 60, seed=n_seq + 1)
     paths, log_prob = model.viterbi(symbols)

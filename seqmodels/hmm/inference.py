@@ -28,6 +28,8 @@ _TINY = 1e-200
 # Viterbi keeps the candidates of this many float64 (1 MB, cache-sized) before
 # extracting their back-pointers in one vectorized pass.
 _VITERBI_BLOCK_ELEMENTS = 2**17
+# The backtrack makes its per-step views for this many steps at a time.
+_BACKTRACK_CHUNK = 4096
 
 
 def emission_likelihoods(emissionprob: np.ndarray, batch: np.ndarray) -> np.ndarray:
@@ -291,9 +293,13 @@ def _backtrack(pointers: np.ndarray, last: np.ndarray) -> np.ndarray:
     n_steps = len(pointers)
     positions = np.empty((n_steps, len(last)), dtype=pointers.dtype)
     positions[-1] = last
-    # Views made once and the method's positional form: the loop is call-bound.
-    rows, steps = list(pointers.reshape(n_steps, -1)), list(positions)
-    for t in range(n_steps - 1, 0, -1):
-        rows[t].take(steps[t], None, steps[t - 1], "clip")
+    flat = pointers.reshape(n_steps, -1)
+    # Per-step views made once per chunk (bounded memory on long sequences) and
+    # the method's positional form: at small B the loop is call-bound.
+    for start in range(n_steps - 1, 0, -_BACKTRACK_CHUNK):
+        stop = max(start - _BACKTRACK_CHUNK, 0)
+        rows, steps = list(flat[stop:start + 1]), list(positions[stop:start + 1])
+        for t in range(start - stop, 0, -1):
+            rows[t].take(steps[t], None, steps[t - 1], "clip")
     return positions
 
