@@ -118,6 +118,16 @@ def test_viterbi_across_blocks_and_pointer_sizes(monkeypatch, block_elements, n_
     assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
 
 
+def test_viterbi_with_more_states_than_a_byte_counts():
+    model = random_model(300, 3, seed=300)
+    _, symbols = model.sample(4, 10, seed=301)
+    paths, log_prob = model.viterbi(symbols)
+    expected_paths, expected_log_prob = decode_batch(model, symbols)
+    assert expected_paths[:, :-1].max() >= 256  # a back-pointer that needs two bytes
+    np.testing.assert_array_equal(paths, expected_paths)
+    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
+
+
 def test_smooth_equals_hmmlearn_predict_proba(case):
     model, reference, symbols = case
     lengths = np.full(symbols.shape[0], symbols.shape[1])

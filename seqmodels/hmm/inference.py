@@ -266,15 +266,17 @@ class _PointerWorkspace:
     """Reusable buffers turning (L, K, K, B) candidates into (L, K, B) back-pointers.
 
     The predecessor is the highest ``i`` whose candidate equals the maximum
-    (hmmlearn's tie rule): the largest of ``i * hit_i`` (uint8, so K <= 256).
-    Some ``i`` always hits, as candidates are finite or ``-inf``, never NaN.
+    (hmmlearn's tie rule): the largest of ``i * hit_i``, in the smallest
+    unsigned type holding ``K - 1`` (uint8 up to 256 states). Some ``i``
+    always hits, as candidates are finite or ``-inf``, never NaN.
     """
 
     def __init__(self, shape: tuple[int, int, int, int]) -> None:
         n_states, n_seq = shape[1], shape[3]
-        self.hits = np.empty(shape, dtype=np.uint8)  # 0/1, then weighted in place
-        self.codes = np.empty((shape[0], n_states, n_seq), dtype=np.uint8)
-        self.weights = np.arange(n_states, dtype=np.uint8)[:, None, None]
+        code_type = np.min_scalar_type(n_states - 1)
+        self.hits = np.empty(shape, dtype=code_type)  # 0/1, then weighted in place
+        self.codes = np.empty((shape[0], n_states, n_seq), dtype=code_type)
+        self.weights = np.arange(n_states, dtype=code_type)[:, None, None]
         self.sequences = np.arange(n_seq)
 
     def store(self, candidates: np.ndarray, best: np.ndarray, out: np.ndarray) -> None:
@@ -285,7 +287,7 @@ class _PointerWorkspace:
         np.multiply(hits, self.weights, out=hits)
         np.maximum.reduce(hits, axis=1, out=codes)
         np.multiply(codes, n_seq, out=out, dtype=out.dtype)
-        np.add(out, self.sequences, out=out, casting="unsafe")
+        np.add(out, self.sequences, out=out, casting="unsafe")  # sums stay below K * B
 
 
 def _backtrack(pointers: np.ndarray, last: np.ndarray) -> np.ndarray:
