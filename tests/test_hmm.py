@@ -66,6 +66,15 @@ def decode_batch(model: HMM, symbols: np.ndarray) -> tuple[np.ndarray, float]:
     return paths.reshape(symbols.shape), log_prob
 
 
+def assert_viterbi_is_hmmlearns(model: HMM, symbols: np.ndarray) -> np.ndarray:
+    """Paths equal to hmmlearn's decode and total log-probability within 1e-9; the paths."""
+    paths, log_prob = model.viterbi(symbols)
+    expected_paths, expected_log_prob = decode_batch(model, symbols)
+    np.testing.assert_array_equal(paths, expected_paths)
+    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
+    return paths
+
+
 def twin_model() -> HMM:
     """States 1 and 2 are exact twins (same emissions, mirrored transitions): their scores tie.
 
@@ -81,10 +90,7 @@ def twin_model() -> HMM:
 def test_viterbi_equals_hmmlearn_on_tied_scores(length):
     model = twin_model()
     _, symbols = model.sample(20, length, seed=length)
-    paths, log_prob = model.viterbi(symbols)
-    expected_paths, expected_log_prob = decode_batch(model, symbols)
-    np.testing.assert_array_equal(paths, expected_paths)
-    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
+    paths = assert_viterbi_is_hmmlearns(model, symbols)
     assert np.any(paths == 1)  # twin 1 wins the last step's ties (the lowest index)
 
 
@@ -111,21 +117,15 @@ def test_viterbi_across_blocks_and_pointer_sizes(monkeypatch, block_elements, n_
         monkeypatch.setattr(inference, "_BACKTRACK_CHUNK", 7)
     model = random_model(4, 8, seed=n_seq)
     _, symbols = model.sample(n_seq, 60, seed=n_seq + 1)
-    paths, log_prob = model.viterbi(symbols)
-    expected_paths, expected_log_prob = decode_batch(model, symbols)
+    paths = assert_viterbi_is_hmmlearns(model, symbols)
     assert paths.dtype == np.int64 and paths.flags.c_contiguous
-    np.testing.assert_array_equal(paths, expected_paths)
-    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
 
 
 def test_viterbi_with_more_states_than_a_byte_counts():
     model = random_model(300, 3, seed=300)
     _, symbols = model.sample(4, 10, seed=301)
-    paths, log_prob = model.viterbi(symbols)
-    expected_paths, expected_log_prob = decode_batch(model, symbols)
-    assert expected_paths[:, :-1].max() >= 256  # a back-pointer that needs two bytes
-    np.testing.assert_array_equal(paths, expected_paths)
-    assert log_prob.sum() == pytest.approx(expected_log_prob, rel=1e-9)
+    paths = assert_viterbi_is_hmmlearns(model, symbols)
+    assert paths[:, :-1].max() >= 256  # a back-pointer that needs two bytes
 
 
 def test_smooth_equals_hmmlearn_predict_proba(case):
@@ -239,10 +239,7 @@ def test_no_underflow_at_100k_steps():
     assert model.log_likelihood(symbols)[0] == pytest.approx(expected, rel=1e-9)
     smoothed = model.smooth(symbols)
     assert np.all(np.isfinite(smoothed)) and np.allclose(smoothed.sum(axis=-1), 1.0)
-    paths, log_prob = model.viterbi(symbols)
-    expected_paths, expected_log_prob = decode_batch(model, symbols)
-    np.testing.assert_array_equal(paths, expected_paths)
-    assert np.isfinite(log_prob[0]) and log_prob[0] == pytest.approx(expected_log_prob, rel=1e-9)
+    assert_viterbi_is_hmmlearns(model, symbols)
 
 
 def test_likelihood_path_survives_blocks_that_underflow():
