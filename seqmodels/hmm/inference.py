@@ -245,7 +245,10 @@ def _viterbi_forward(
     workspace = _PointerWorkspace(candidates.shape)
     # Materialized over sequences: a sum with one broadcast operand runs faster.
     log_trans_b = np.repeat(log_trans[:, :, None], n_seq, axis=2)
-    score = log_start[:, None] + log_emission[:, batch[:, 0]]
+    # C order matters: the fancy-indexed sum alone would come out Fortran-ordered,
+    # and every step would then read and write it with strides.
+    score = np.empty((n_states, n_seq))
+    np.add(log_start[:, None], log_emission[:, batch[:, 0]], out=score)
     score_b = score[:, None, :]  # a view: the loop updates score in place
     # Per-step views made once: at small B the loop is bound by call overhead.
     step_views = list(zip(candidates, best, log_lik.transpose(1, 0, 2), strict=True))
