@@ -163,27 +163,22 @@ def _probe_metrics(hidden: np.ndarray, untrained: np.ndarray, test: DiceSample, 
     the second half (whole sequences, so no step is both fitted and scored).
     Returns the metrics and the probed beliefs of the scoring half (B2, T, K).
     """
-    half = test.n_sequences // 2
-    n_states = floor.beliefs.shape[-1]
+    half, n_states = test.n_sequences // 2, floor.beliefs.shape[-1]
 
-    def rows(array, part):
-        return (array[:half] if part == "fit" else array[half:]).reshape(-1, array.shape[-1])
+    def split(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T, D) -> the fitting half's rows (N1, D) and the scoring half's (N2, D)."""
+        return (array[:half].reshape(-1, array.shape[-1]),
+                array[half:].reshape(-1, array.shape[-1]))
 
-    beliefs, dice = floor.beliefs, test.dice[..., None]
-    fit_targets = rows(beliefs, "fit")
-    weights = m.fit_affine_probe(rows(hidden, "fit"), fit_targets)
-    probed = m.apply_affine_probe(weights, rows(hidden, "score"))
-    shuffled = fit_targets[shuffle_rng.permutation(fit_targets.shape[0])]
+    (h_fit, h_score), (u_fit, u_score) = split(hidden), split(untrained)
+    (y_fit, y_score), (d_fit, d_score) = split(floor.beliefs), split(test.dice[..., None])
+    probed = m.apply_affine_probe(m.fit_affine_probe(h_fit, y_fit), h_score)
+    shuffled = y_fit[shuffle_rng.permutation(y_fit.shape[0])]
     out = {
-        "belief_r2": m.r_squared(rows(beliefs, "score"), probed),
-        "belief_r2_shuffled": m.r_squared(
-            rows(beliefs, "score"),
-            m.apply_affine_probe(m.fit_affine_probe(rows(hidden, "fit"), shuffled),
-                                 rows(hidden, "score"))),
-        "belief_r2_untrained": m.probe_r2(rows(untrained, "fit"), fit_targets,
-                                          rows(untrained, "score"), rows(beliefs, "score")),
-        "accuracy_causal": m.probe_accuracy(rows(hidden, "fit"), rows(dice, "fit")[:, 0],
-                                            rows(hidden, "score"), rows(dice, "score")[:, 0],
+        "belief_r2": m.r_squared(y_score, probed),
+        "belief_r2_shuffled": m.probe_r2(h_fit, shuffled, h_score, y_score),
+        "belief_r2_untrained": m.probe_r2(u_fit, y_fit, u_score, y_score),
+        "accuracy_causal": m.probe_accuracy(h_fit, d_fit[:, 0], h_score, d_score[:, 0],
                                             n_states),
     }
     return out, probed.reshape(test.n_sequences - half, test.length, n_states)
