@@ -195,8 +195,9 @@ class HMM:
         Returns
         -------
         paths : numpy.ndarray of int64, shape (B, T)
-            :math:`\\arg\\max_z P(z \\mid x)`; ties go to the highest state index
-            (as in hmmlearn).
+            :math:`\\arg\\max_z P(z \\mid x)`, tie-broken as hmmlearn's ``decode``
+            does: the lowest tied state at the last step, the highest tied
+            predecessor in every back-pointer.
         log_prob : numpy.ndarray, shape (B,)
             :math:`\\log P(x, z^*)`. Both without the leading axis for a (T,) input.
         """
