@@ -207,6 +207,8 @@ def test_quick_run_writes_every_file(quick_run):
     report = (out / "report.md").read_text()
     for name in ("matrices.png", "belief_trace.png", "learning_curve.png", "Targets"):
         assert name in report
+    # The learning curve's reference lines are on the RNN's own validation sequences.
+    assert "true model (validation sequences)" in report
     config = json.loads((out / "config.json").read_text())
     assert ComparisonConfig.from_dict(config["config"]) == ComparisonConfig.quick(seed=5)
     assert config["command"] == "python experiments/compare.py --quick --seed 5"

@@ -24,6 +24,7 @@ from seqmodels.compare.config import ComparisonConfig
 from seqmodels.dice import PRESETS, DiceSample
 from seqmodels.hmm import HMM, align_states, fit_counts, fit_em
 from seqmodels.rnn import ElmanRNN
+from seqmodels.rnn.train import split_validation
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class ComparisonResult:
         Columns t, die, state, true_belief, probed_belief: one held-out sequence
         (from the probe's scoring half), the true filtered belief and the
         faces-only RNN's state mapped through the belief probe.
+    learning_references : pandas.DataFrame
+        Columns label, log_loss: the true model's and the EM HMM's loss on the
+        faces-only RNN's validation sequences, the horizontal lines of the
+        learning-curve figure (on the test sequences, and labelled so, if those
+        validation sequences cannot be rebuilt).
     em_restarts : pandas.DataFrame
         Per-restart table of each EM fit, with a column ``fit``.
     timings : pandas.DataFrame
@@ -79,6 +85,7 @@ class ComparisonResult:
     matrices: pd.DataFrame
     learning_curve: pd.DataFrame
     belief_trace: pd.DataFrame
+    learning_references: pd.DataFrame
     em_restarts: pd.DataFrame
     timings: pd.DataFrame
     state_names: tuple[str, ...]
@@ -254,19 +261,48 @@ def _timed_em_fit(symbols, truth: HMM, restarts: int, finalists: int, seed,
     return aligned, table, time.perf_counter() - start
 
 
+def _validation_rows(rnn: ElmanRNN, symbols: np.ndarray, fraction: float,
+                     fit_seed: int) -> np.ndarray | None:
+    """The training sequences ``rnn.fit`` validated on, rebuilt; None if that fails.
+
+    ``fit`` draws its split first, with ``split_validation`` on
+    ``default_rng(seed)``. The rebuilt rows are trusted only if the trained
+    model's loss on them equals the best validation loss in its history (the
+    parameters it kept), so a change inside ``fit`` cannot go unnoticed.
+    """
+    rows = split_validation(symbols.shape[0], fraction, np.random.default_rng(fit_seed))[1]
+    if rows.size == 0 or rnn.history.empty:
+        return None
+    same = np.isclose(rnn.score(symbols[rows]), rnn.history.val_loss.min(), rtol=1e-9, atol=0)
+    return rows if same else None
+
+
+def _learning_references(rows: np.ndarray | None, train: DiceSample, test: DiceSample,
+                         models: dict[str, HMM]) -> pd.DataFrame:
+    """Each HMM's log-loss on the RNN's validation sequences (or, failing that, the test set)."""
+    symbols, where = (train.symbols[rows], "validation") if rows is not None else (
+        test.symbols, "test, not the validation")
+    return pd.DataFrame({
+        "label": [f"{name} ({where} sequences)" for name in models],
+        "log_loss": [-hmm.log_likelihood(symbols).sum() / symbols.size for hmm in models.values()],
+    })
+
+
 def _fit_rnns(config: ComparisonConfig, train: DiceSample, n_states: int, streams,
-              progress: bool, clock: _Stopwatch) -> tuple[ElmanRNN, ElmanRNN]:
-    """The faces-only next-symbol RNN and the supervised dice decoder."""
+              progress: bool, clock: _Stopwatch) -> tuple[ElmanRNN, ElmanRNN, np.ndarray | None]:
+    """The faces-only next-symbol RNN, the supervised dice decoder, and the former's
+    validation rows (see :func:`_validation_rows`)."""
     n_symbols = train.spec.n_symbols
     with clock.stage("RNN on faces"):
         rnn = ElmanRNN(n_symbols, config.hidden, n_symbols, seed=streams["rnn_faces"])
-        rnn.fit(train.symbols, **_rnn_fit_kwargs(config, config.epochs, streams["rnn_faces"],
-                                                 progress))
+        fit_seed = int(streams["rnn_faces"].integers(2**63))
+        rnn.fit(train.symbols, **_rnn_fit_kwargs(config, config.epochs, fit_seed, progress))
+        rows = _validation_rows(rnn, train.symbols, config.rnn_validation, fit_seed)
     with clock.stage("RNN on dice"):
         decoder = ElmanRNN(n_symbols, config.hidden, n_states, seed=streams["rnn_dice"])
         decoder.fit(train.symbols, train.dice,
                     **_rnn_fit_kwargs(config, config.dice_epochs, streams["rnn_dice"], progress))
-    return rnn, decoder
+    return rnn, decoder, rows
 
 
 def _check_jobs(n_jobs) -> int:
@@ -326,7 +362,8 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
                 fitted = baseline.fit(train.symbols, n_symbols)
                 results[name] = m.prediction_metrics(fitted.predictive(test.symbols),
                                                      test.symbols, floor.predictive)
-        rnn, decoder = _fit_rnns(config, train, n_states, streams, progress, clock)
+        rnn, decoder, validation_rows = _fit_rnns(config, train, n_states, streams, progress,
+                                                  clock)
         with clock.stage("RNN metrics and belief probe"):
             results["rnn_faces"] = m.prediction_metrics(rnn.predict_proba(test.symbols),
                                                         test.symbols, floor.predictive)
@@ -360,5 +397,7 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
         learning_curve=pd.concat([_history("rnn_faces", rnn), _history("rnn_dice", decoder)],
                                  ignore_index=True),
         belief_trace=_belief_trace(test, floor, probed, config.trace_steps),
+        learning_references=_learning_references(validation_rows, train, test,
+                                                 {"EM HMM": em, "true model": truth}),
         em_restarts=restarts, timings=clock.frame(), state_names=tuple(spec.state_names),
     )
