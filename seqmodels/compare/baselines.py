@@ -65,14 +65,15 @@ class MarkovBaseline:
 
     @classmethod
     def fit(cls, symbols, n_symbols: int) -> MarkovBaseline:
-        """Count symbols and symbol pairs within each sequence, add one to each count."""
-        n_symbols = check_count("n_symbols", n_symbols)
+        """Count symbol pairs within each sequence, add one to each count.
+
+        The first throw's forecast is the i.i.d. baseline's.
+        """
+        start = IIDBaseline.fit(symbols, n_symbols).probs  # validates both arguments
         batch, _ = as_symbol_batch(symbols, n_symbols)
-        unigrams = np.bincount(batch.ravel(), minlength=n_symbols)
         pairs = batch[:, :-1].ravel() * n_symbols + batch[:, 1:].ravel()
         bigrams = np.bincount(pairs, minlength=n_symbols**2).reshape(n_symbols, n_symbols)
-        return cls(readonly(laplace_frequencies(unigrams)),
-                   readonly(laplace_frequencies(bigrams)))
+        return cls(start, readonly(laplace_frequencies(bigrams)))
 
     def predictive(self, symbols) -> np.ndarray:
         """Forecasts (B, T, V) (or (T, V)): ``startprob`` at t=0, then the row of x_{t-1}."""
