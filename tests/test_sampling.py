@@ -403,7 +403,7 @@ def test_lookup_table_draws_equal_comparison_draws(n_rows, n_columns):
     probs = rng.dirichlet(np.ones(n_columns), size=n_rows)
     probs[:, 1:][:, rng.random(n_columns - 1) < 0.3] = 0.0  # zero-probability columns
     cdf = _cumulative(probs / probs.sum(axis=1, keepdims=True))
-    n_buckets = _bucket_count(n_rows)
+    n_buckets = _bucket_count(n_rows, 10**6)
     steps = cdf.ravel()
     uniforms = np.concatenate([
         rng.random(10_000),

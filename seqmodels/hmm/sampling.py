@@ -33,12 +33,18 @@ def _cumulative(probs: np.ndarray) -> np.ndarray:
     return cdf
 
 
-def _bucket_count(n_rows: int) -> int:
-    """Buckets per row of a lookup table: a power of two, at most 2**22 entries in all."""
-    return 1 << max(4, min(16, 22 - int(np.ceil(np.log2(max(n_rows, 1))))))
+def _bucket_count(n_rows: int, n_draws: int) -> int:
+    """Buckets per row of a lookup table: a power of two from 16 to 2**16.
+
+    About one bucket per eight draws, so building the table never costs more
+    than the draws it serves, and at most 2**22 entries in all.
+    """
+    by_draws = int(n_draws // 8).bit_length()
+    by_memory = 22 - (max(n_rows, 1) - 1).bit_length()
+    return 1 << max(4, min(16, by_draws, by_memory))
 
 
-def _lookup_table(cdf: np.ndarray) -> np.ndarray:
+def _lookup_table(cdf: np.ndarray, n_draws: int) -> np.ndarray:
     """Exact bucketed inverse CDF: ``table[k, m]`` is the draw for every ``u`` in bucket ``m``.
 
     Bucket ``m`` of ``M`` holds ``u`` in ``[m / M, (m + 1) / M)``; ``floor(u * M)``
@@ -49,12 +55,14 @@ def _lookup_table(cdf: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     cdf : numpy.ndarray, shape (K, n)
+    n_draws : int
+        How many draws the table will serve; it sets ``M`` (``_bucket_count``).
 
     Returns
     -------
     numpy.ndarray of int64, shape (K, M)
     """
-    n_buckets = _bucket_count(cdf.shape[0])
+    n_buckets = _bucket_count(cdf.shape[0], n_draws)
     edges = np.arange(n_buckets + 1) / n_buckets
     table = np.empty((cdf.shape[0], n_buckets), dtype=np.int64)
     for k, row in enumerate(cdf):
@@ -83,7 +91,7 @@ def _draw_categorical_rows(cdf: np.ndarray, rows: np.ndarray, uniforms: np.ndarr
         Most draws are one table lookup (see ``_lookup_table``); the few whose
         bucket holds a CDF step are searched exactly.
     """
-    table = _lookup_table(cdf)
+    table = _lookup_table(cdf, rows.size)
     out = table.ravel()[rows * table.shape[1] + (uniforms * table.shape[1]).astype(np.int64)]
     missed = np.flatnonzero(out < 0)
     if missed.size:
@@ -172,7 +180,7 @@ def _run_lanes(cdf: np.ndarray, current: np.ndarray, uniforms: np.ndarray) -> np
     start = current
     n_steps = uniforms.shape[0]
     runs = np.empty((n_steps, *current.shape), dtype=np.int64)
-    table = _lookup_table(cdf)
+    table = _lookup_table(cdf, uniforms.size * current.shape[0])
     flat_table = table.ravel()
     buckets = (uniforms * table.shape[1]).astype(np.int64)
     index = np.empty(current.shape, dtype=np.int64)
