@@ -1,0 +1,40 @@
+"""Atomic writes and the .npz + JSON file format shared by samples, models and reports."""
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from seqmodels._io import atomic_write_bytes, load_npz, save_npz
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "report.md", b"text")
+    finally:
+        os.umask(mask)
+    assert path.read_bytes() == b"text"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = atomic_write_bytes(tmp_path / "metrics.json", b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, object())  # not bytes: the write fails midway
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_npz_round_trip_and_kind_check(tmp_path):
+    path = save_npz(tmp_path / "thing", "Thing", {"a": np.arange(3)}, {"note": "x"})
+    assert path.suffix == ".npz"
+    arrays, meta = load_npz(path, "Thing", ("a",))
+    np.testing.assert_array_equal(arrays["a"], np.arange(3))
+    assert meta == {"kind": "Thing", "note": "x"}
+    with pytest.raises(ValueError, match="holds a 'Thing', not a Other"):
+        load_npz(path, "Other", ())
+    with pytest.raises(ValueError, match="missing arrays"):
+        load_npz(path, "Thing", ("a", "b"))
