@@ -12,13 +12,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from seqmodels._checks import check_count, check_probabilities, readonly
 from seqmodels._io import load_npz, save_npz
 from seqmodels.hmm import HMM, Seed, sample_chain, stationary_distribution
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,7 @@ class DiceSample:
 
     def to_frame(self) -> pd.DataFrame:
         """A tidy frame, one row per throw: sequence, t, die, die_name, face."""
+        import pandas as pd  # deferred: importing pandas costs a few tenths of a second
         sequence, t = np.indices(self.faces.shape)
         names = np.asarray(self.spec.state_names, dtype=object)
         return pd.DataFrame({

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from seqmodels.hmm.model import HMM
 
@@ -43,6 +42,8 @@ def align_states(model: HMM, reference: HMM) -> tuple[HMM, np.ndarray]:
     stationary_gap = np.abs(
         reference.stationary_distribution()[:, None] - model.stationary_distribution()[None, :]
     )
+    from scipy.optimize import linear_sum_assignment  # deferred: a slow import
+
     _, permutation = linear_sum_assignment(emission_gap.sum(axis=2) + stationary_gap)
     permutation = permutation.astype(np.int64)
     aligned = HMM(

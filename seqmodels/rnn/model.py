@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from seqmodels._checks import as_symbol_batch, check_count
 from seqmodels._io import load_npz, save_npz
@@ -24,7 +23,15 @@ from seqmodels.rnn.cells import (
     run_recurrence,
     single_blas_thread,
 )
-from seqmodels.rnn.train import HISTORY_COLUMNS, FitSettings, TrainingDivergedError, train
+from seqmodels.rnn.train import (
+    HISTORY_COLUMNS,
+    FitSettings,
+    TrainingDivergedError,
+    history_frame,
+    train,
+)
+
+# TrainingDivergedError, history_frame, train
 
 Seed = int | np.random.Generator | None
 TASKS = ("next", "labels")
@@ -119,7 +126,7 @@ class ElmanRNN:
         self.output = _choice("output", output, OUTPUTS)
         self._params = FlatParameters(shapes, _float_dtype(dtype))
         self.task = "next"
-        self.history = pd.DataFrame(columns=list(HISTORY_COLUMNS))
+        self.history = history_frame([])
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(n_hidden)
         for name in ("W_state", "W_input", "b", "W_output"):
@@ -424,8 +431,7 @@ class ElmanRNN:
                                     activation=meta["activation"], output=meta["output"],
                                     dtype=meta["dtype"])
             model.task = _choice("task", meta["task"], TASKS)
-            history = pd.DataFrame(meta["history"], columns=list(HISTORY_COLUMNS))
-            model.history = history.astype({"epoch": np.int64})
+            model.history = history_frame(meta["history"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is a corrupt ElmanRNN: {err}") from None
         return model

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
 from seqmodels.rnn.cells import (
@@ -31,6 +31,9 @@ from seqmodels.rnn.cells import (
     mean_log_loss,
     output_states,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -286,14 +289,17 @@ def train(params: FlatParameters, activation: str, task: str, symbols: np.ndarra
         trainer.restore_best()
         error = TrainingDivergedError(f"epoch {len(records) + 1}: {err}; the best parameters "
                                       "so far are kept")
-        error.history = _history_frame(records)
+        error.history = history_frame(records)
         raise error from None
     finally:
         bar.close()
     trainer.restore_best()
-    return _history_frame(records)
+    return history_frame(records)
 
 
-def _history_frame(records: list[tuple[int, float, float, float]]) -> pd.DataFrame:
+def history_frame(records: list[tuple[int, float, float, float]]) -> pd.DataFrame:
+    """The training history: one row (epoch, train_loss, val_loss, seconds) per record."""
+    import pandas as pd  # deferred: importing pandas costs a few tenths of a second
+
     frame = pd.DataFrame(records, columns=list(HISTORY_COLUMNS))
     return frame.astype({"epoch": np.int64})
