@@ -29,9 +29,24 @@ from seqmodels.rnn import ElmanRNN, ForwardResult, TrainingDivergedError
 
 __version__ = "0.1.0"
 
+# The comparison pulls in pandas; load it on first use so `import seqmodels` stays quick.
+_LAZY = {name: "seqmodels.compare" for name in
+         ("ComparisonConfig", "ComparisonResult", "run_comparison", "write_report")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'seqmodels' has no attribute {name!r}")
+
+
 __all__ = [
     "HMM",
     "PRESETS",
+    "ComparisonConfig",
+    "ComparisonResult",
     "DiceHMM",
     "DiceSample",
     "Die",
@@ -45,8 +60,10 @@ __all__ = [
     "fit_counts",
     "fit_em",
     "loaded_dice",
+    "run_comparison",
     "sample_chain",
     "stationary_distribution",
     "sticky_three_dice",
     "three_dice",
+    "write_report",
 ]
