@@ -14,9 +14,9 @@ same code path as :meth:`ElmanRNN.fit`. Timings are the best of several repeats
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
+from _timing import best_time
 
 from seqmodels.rnn import ElmanRNN
 from seqmodels.rnn.cells import single_blas_thread
@@ -27,15 +27,9 @@ HIDDEN = (8, 32, 128)
 REPEATS = 7
 
 
-def best_time(step, repeats: int = REPEATS) -> float:
+def best_ms(step) -> float:
     """Best wall time of ``step()`` in ms, after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - began)
-    return 1e3 * min(times)
+    return 1e3 * best_time(step, REPEATS, warmup=True)
 
 
 def numpy_step(n_hidden: int, symbols: np.ndarray, dtype=np.float32):
@@ -84,9 +78,9 @@ def main() -> int:
           f"best of {REPEATS}")
     ratios = []
     for n_hidden in HIDDEN:
-        ours = best_time(numpy_step(n_hidden, symbols))
-        ours64 = best_time(numpy_step(n_hidden, symbols, np.float64))
-        theirs = best_time(torch_step(torch, n_hidden, symbols))
+        ours = best_ms(numpy_step(n_hidden, symbols))
+        ours64 = best_ms(numpy_step(n_hidden, symbols, np.float64))
+        theirs = best_ms(torch_step(torch, n_hidden, symbols))
         ratios.append(ours / theirs)
         print(f"H={n_hidden:4d}: numpy {ours:7.1f} ms (float64 {ours64:7.1f} ms), "
               f"torch {theirs:7.1f} ms, ratio {ours / theirs:.2f}")

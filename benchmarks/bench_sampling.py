@@ -12,35 +12,14 @@ Run: ``.venv/bin/python benchmarks/bench_sampling.py``
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
-from hmmlearn.hmm import CategoricalHMM
+from _timing import best_time
 
 from seqmodels.dice import DiceHMM, loaded_dice
 
 REPEATS = 7
 BASELINE_REPEATS = 3
 BASELINE_STEPS = 10**5
-
-
-def best_time(run: Callable[[], object], repeats: int) -> float:
-    """Minimum wall time of ``repeats`` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def hmmlearn_model(spec: DiceHMM) -> CategoricalHMM:
-    model = CategoricalHMM(n_components=spec.n_states, n_features=spec.n_symbols)
-    model.startprob_ = np.array(spec.startprob)
-    model.transmat_ = np.array(spec.transmat)
-    model.emissionprob_ = np.array(spec.emissionprob)
-    return model
 
 
 def ours_steps_per_second(spec: DiceHMM, n_sequences: int, length: int) -> float:
@@ -50,7 +29,7 @@ def ours_steps_per_second(spec: DiceHMM, n_sequences: int, length: int) -> float
 
 
 def hmmlearn_steps_per_second(spec: DiceHMM) -> float:
-    model, random_state = hmmlearn_model(spec), np.random.RandomState(0)
+    model, random_state = spec.to_hmm().to_hmmlearn(), np.random.RandomState(0)
     seconds = best_time(
         lambda: model.sample(BASELINE_STEPS, random_state=random_state), BASELINE_REPEATS
     )

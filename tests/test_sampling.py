@@ -40,7 +40,6 @@ from functools import cache
 
 import numpy as np
 import pytest
-from hmmlearn.hmm import CategoricalHMM
 from scipy import stats
 
 from seqmodels.dice import PRESETS, DiceHMM, loaded_dice, three_dice
@@ -345,19 +344,11 @@ def test_sequences_in_a_batch_are_independent(path, what):
 # --------------------------------------------------------------------------- against hmmlearn
 
 
-def as_hmmlearn(spec: DiceHMM) -> CategoricalHMM:
-    model = CategoricalHMM(n_components=spec.n_states, n_features=spec.n_symbols)
-    model.startprob_ = np.array(spec.startprob)
-    model.transmat_ = np.array(spec.transmat)
-    model.emissionprob_ = np.array(spec.emissionprob)
-    return model
-
-
 @presets
 def test_hmmlearn_agrees_on_faces_and_transitions_given_die(preset):
     """One long sequence each; per-row two-sample tests are exact despite autocorrelation."""
     spec = PRESETS[preset]()
-    faces, dice = as_hmmlearn(spec).sample(20_000, random_state=np.random.RandomState(3))
+    faces, dice = spec.to_hmm().to_hmmlearn().sample(20_000, random_state=np.random.RandomState(3))
     theirs_dice, theirs_faces = dice[None, :], faces.T + 1
     ours = spec.sample(1, 20_000, seed=3)
     k, v = spec.n_states, spec.n_symbols
@@ -373,7 +364,7 @@ def test_hmmlearn_agrees_on_faces_and_transitions_given_die(preset):
 def test_hmmlearn_agrees_on_the_last_step_of_short_sequences():
     """Independent short sequences: last transition pair and last (die, face)."""
     spec, length, n = loaded_dice(), 3, 1500
-    model, random_state = as_hmmlearn(spec), np.random.RandomState(4)
+    model, random_state = spec.to_hmm().to_hmmlearn(), np.random.RandomState(4)
     draws = [model.sample(length, random_state=random_state) for _ in range(n)]
     theirs_faces = np.stack([x[:, 0] for x, _ in draws]) + 1
     theirs_dice = np.stack([z for _, z in draws])
