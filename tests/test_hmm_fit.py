@@ -8,6 +8,7 @@ from scipy import stats
 
 from seqmodels.dice import casino, loaded_dice
 from seqmodels.hmm import HMM, align_states, fit_counts, fit_em
+from seqmodels.hmm.fit import window_init
 
 # --------------------------------------------------------------------------- fit_counts
 
@@ -108,6 +109,60 @@ def test_fit_em_is_reproducible_and_validates():
         fit_em([0, 3], 2, 3, progress=False)
     with pytest.raises(ValueError, match="tol"):
         fit_em(symbols, 2, 3, tol=0.0, progress=False)
+    with pytest.raises(ValueError, match="init must be one of"):
+        fit_em(symbols, 2, 3, init="spectral", progress=False)
+
+
+@pytest.mark.parametrize("init", ["windows", "random"])
+def test_fit_em_is_deterministic_by_seed(init):
+    symbols = loaded_dice().sample(6, 60, seed=28).symbols
+    fits = [fit_em(symbols, 4, 8, n_restarts=3, max_iter=15, seed=seed, progress=False,
+                   init=init) for seed in (29, 29, 30)]
+    for field in ("startprob", "transmat", "emissionprob"):
+        np.testing.assert_array_equal(getattr(fits[0].model, field), getattr(fits[1].model, field))
+    assert fits[0].restarts.equals(fits[1].restarts)
+    assert not np.array_equal(fits[0].model.emissionprob, fits[2].model.emissionprob)
+
+
+# --------------------------------------------------------------------------- window_init
+
+
+def blocks_of_two_alphabets(n_sequences: int, n_blocks: int, window: int, seed: int):
+    """Blocks of ``window`` steps alternating between symbols {0, 1} and {2, 3}."""
+    rng = np.random.default_rng(seed)
+    within = rng.integers(0, 2, size=(n_sequences, n_blocks, window))
+    offset = 2 * ((np.arange(n_blocks) + rng.integers(0, 2, size=(n_sequences, 1))) % 2)
+    return (within + offset[..., None]).reshape(n_sequences, n_blocks * window)
+
+
+def test_window_init_finds_pure_windows_exactly():
+    window, smoothing = 10, 0.1
+    symbols = blocks_of_two_alphabets(8, 6, window, seed=31)
+    model = window_init(symbols, 2, 5, window=window, seed=32, smoothing=smoothing)
+    frequencies = (np.bincount(symbols.ravel(), minlength=5) + 1) / (symbols.size + 5)
+    # Every window is pure, so each centroid is one alphabet's mean histogram and
+    # its mass on that alphabet is (1 - smoothing) + smoothing * (its overall share).
+    on_low = model.emissionprob[:, :2].sum(axis=1)
+    low_share = smoothing * frequencies[:2].sum()
+    np.testing.assert_allclose(np.sort(on_low), [low_share, 1 - smoothing + low_share])
+    np.testing.assert_allclose(np.diag(model.transmat), 1 - 1 / window)
+    # Symbol 4 never appears, yet starts above 0 (add-one smoothed frequencies).
+    np.testing.assert_allclose(model.emissionprob[:, 4], smoothing * frequencies[4])
+
+
+def test_window_init_gives_valid_deterministic_parameters():
+    symbols = loaded_dice().sample(20, 100, seed=33).symbols
+    first = window_init(symbols, 4, 8, window=10, seed=34)
+    again = window_init(symbols, 4, 8, window=10, seed=34)
+    np.testing.assert_array_equal(first.emissionprob, again.emissionprob)
+    assert (first.n_states, first.n_symbols) == (4, 8)
+    for rows in (first.startprob[None], first.transmat, first.emissionprob):
+        np.testing.assert_allclose(rows.sum(axis=1), 1.0)
+        assert np.all(rows > 0)
+    with pytest.raises(ValueError, match="window must be at most the sequence length 100"):
+        window_init(symbols, 4, 8, window=101)
+    with pytest.raises(ValueError, match="smoothing"):
+        window_init(symbols, 4, 8, smoothing=1.0)
 
 
 # --------------------------------------------------------------------------- align_states

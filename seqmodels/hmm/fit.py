@@ -1,6 +1,7 @@
 """Fitting an :class:`HMM`: by counting (hidden chain known) and by Baum-Welch (hmmlearn).
 
-:func:`fit_em` runs hmmlearn's ``CategoricalHMM`` with restarts chosen cheaply:
+:func:`fit_em` runs hmmlearn's ``CategoricalHMM`` from data-driven starts (:func:`window_init`,
+k-means on window histograms) with restarts chosen cheaply:
 every restart gets a short screening run, and only the best few continue to
 convergence. Label switching between fits is undone by
 :func:`~seqmodels.hmm.align.align_states`.
@@ -26,6 +27,15 @@ _log = logging.getLogger(__name__)
 #: No fitted emission is exactly 0, so a symbol unseen in training cannot make a
 #: held-out score -inf; against ~1e5 training symbols the bias is ~1e-8.
 EMISSION_PSEUDOCOUNT = 1e-3
+
+#: Default convergence threshold of :func:`fit_em`, per training symbol: EM stops
+#: when the total log-likelihood improves by less than this times the number of
+#: symbols in one iteration, so the stopping point does not depend on data size.
+TOL_PER_SYMBOL = 1e-7
+
+#: Starting points :func:`fit_em` knows: ``"windows"`` (:func:`window_init`) and
+#: ``"random"`` (flat Dirichlet draws).
+INITS = ("windows", "random")
 
 
 def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float = 0.0) -> HMM:
@@ -137,8 +147,8 @@ class _Run:
 
 def fit_em(
     symbols, n_states: int, n_symbols: int, n_restarts: int = 10, max_iter: int = 1000,
-    tol: float = 1e-2, seed: Seed = None, progress: bool = True, *, screen_iter: int = 20,
-    n_finalists: int = 3,
+    tol: float | None = None, seed: Seed = None, progress: bool = True, *, screen_iter: int = 20,
+    n_finalists: int = 3, init: str = "windows", window: int = 10,
 ) -> EMFit:
     """Baum-Welch with restarts, through hmmlearn's ``CategoricalHMM``.
 
@@ -149,13 +159,15 @@ def fit_em(
     n_states, n_symbols : int
         ``K`` and ``V``; ``n_features=V`` is fixed, never inferred from the data.
     n_restarts : int
-        Random initializations: start and transition rows from a flat
-        Dirichlet, emission rows from a flat Dirichlet, all drawn from ``seed``.
+        Starting points, all drawn from ``seed`` (see ``init``).
     max_iter : int
         Cap on EM iterations per restart (screening included).
-    tol : float
+    tol : float or None
         Convergence threshold on the improvement of the total training
         log-likelihood per iteration (hmmlearn's ``tol``, absolute, nats).
+        ``None`` (the default) means ``TOL_PER_SYMBOL`` times the number of
+        training symbols (0.02 nats on 400 x 500), so the stopping point does
+        not shift with the data size; the default used to be an absolute 1e-2.
     seed : int, numpy.random.Generator or None
         Passed once to :func:`numpy.random.default_rng`.
     progress : bool
@@ -164,6 +176,13 @@ def fit_em(
         Iterations every restart gets before the ranking.
     n_finalists : int
         How many of the best-screened restarts continue to convergence.
+    init : {"windows", "random"}
+        ``"windows"`` (default): :func:`window_init`, k-means on the symbol
+        histograms of ``window``-step windows, each restart with its own
+        k-means++ seeding. ``"random"``: start and transition rows and emission
+        rows from a flat Dirichlet (the default before window starts).
+    window : int
+        Window length of ``init="windows"`` (capped at the sequence length).
 
     Returns
     -------
@@ -172,10 +191,15 @@ def fit_em(
     Notes
     -----
     Single Baum-Welch runs often stop in a poorer optimum, so restarts matter,
-    but running each to convergence costs hundreds of iterations. After
-    ``screen_iter`` iterations the ranking by log-likelihood rarely changes, so
-    only the top ``n_finalists`` go on. Emission counts get a Dirichlet
-    pseudocount of ``EMISSION_PSEUDOCOUNT`` (hmmlearn's ``emissionprob_prior``).
+    but running each to convergence costs hundreds of iterations, so every
+    restart gets ``screen_iter`` iterations and only the top ``n_finalists`` by
+    training log-likelihood go on. From flat Dirichlet starts that ranking can
+    be wrong: on ``loaded_dice`` (overlapping D4/D6/D8 rows) a poor optimum led
+    the ranking at 20, 40 and 80 iterations, and the good one needed ~1000
+    iterations. Window starts begin near the emission rows of a sticky chain:
+    on ``loaded_dice`` every one of them reached the good optimum, in ~200
+    iterations. Emission counts get a Dirichlet pseudocount of
+    ``EMISSION_PSEUDOCOUNT`` (hmmlearn's ``emissionprob_prior``).
     """
     batch, _ = as_symbol_batch(symbols, n_symbols)
     n_states = check_count("n_states", n_states)
@@ -183,11 +207,16 @@ def fit_em(
     max_iter = check_count("max_iter", max_iter)
     screen_iter = min(check_count("screen_iter", screen_iter), max_iter)
     n_finalists = min(check_count("n_finalists", n_finalists), n_restarts)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    window = min(check_count("window", window), batch.shape[1])
+    tol = TOL_PER_SYMBOL * batch.size if tol is None else tol
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol}")
     rng = np.random.default_rng(seed)
     X, lengths = batch.reshape(-1, 1), np.full(batch.shape[0], batch.shape[1])
-    runs = [_Run(_initial_model(n_states, n_symbols, rng)) for _ in range(n_restarts)]
+    runs = [_Run(_starting_model(batch, n_states, n_symbols, rng, init, window))
+            for _ in range(n_restarts)]
     with tqdm(total=n_restarts + n_finalists, desc="EM restarts", disable=not progress) as bar:
         for run in runs:
             run.advance(X, lengths, screen_iter, tol)
@@ -213,17 +242,136 @@ def fit_em(
     return EMFit(model=models[best], log_likelihood=scores[best], restarts=table)
 
 
+def _starting_model(batch: np.ndarray, n_states: int, n_symbols: int, rng: np.random.Generator,
+                    init: str, window: int):
+    """One restart's hmmlearn model: clustered windows or flat Dirichlet draws from ``rng``."""
+    if init == "random":
+        return _initial_model(n_states, n_symbols, rng)
+    return _to_hmmlearn(window_init(batch, n_states, n_symbols, window, rng), rng)
+
+
 def _initial_model(n_states: int, n_symbols: int, rng: np.random.Generator):
     """A hmmlearn model with random parameters from ``rng`` that ``fit`` will not reset."""
     start = rng.dirichlet(np.ones(n_states))
     transmat = rng.dirichlet(np.ones(n_states), size=n_states)
     emissionprob = rng.dirichlet(np.ones(n_symbols), size=n_states)
+    return _to_hmmlearn(HMM(start, transmat, emissionprob), rng)
+
+
+def _to_hmmlearn(initial: HMM, rng: np.random.Generator):
+    """``initial`` as a hmmlearn model that ``fit`` starts from (it will not reset it)."""
     # random_state is unused (init_params=""), but a RandomState, never an int:
     # an int makes every sample() call of the fitted model identical.
-    return HMM(start, transmat, emissionprob).to_hmmlearn(
+    return initial.to_hmmlearn(
         emissionprob_prior=1.0 + EMISSION_PSEUDOCOUNT,
         random_state=np.random.RandomState(rng.integers(2**32)),
     )
+
+
+def window_init(
+    symbols, n_states: int, n_symbols: int, window: int = 10, seed: Seed = None,
+    smoothing: float = 0.1, kmeans_iter: int = 100,
+) -> HMM:
+    """Starting parameters for Baum-Welch from clustered window histograms.
+
+    Each training sequence is cut into non-overlapping windows of ``window``
+    steps (a shorter tail is dropped); each window's symbol histogram is a point
+    on the simplex, and k-means (k-means++ seeding, Lloyd iterations) groups the
+    points into ``K = n_states`` clusters. In a sticky chain most windows are
+    dominated by one state, so the centroids lie near the emission rows.
+
+    Parameters
+    ----------
+    symbols : array_like of int, shape (B, T) or (T,)
+        Training sequences, values in ``[0, n_symbols)``; ``T >= window``.
+    n_states, n_symbols : int
+        ``K`` and ``V``.
+    window : int
+        Steps per window.
+    seed : int, numpy.random.Generator or None
+        Drives the k-means++ seeding (the only randomness).
+    smoothing : float
+        Weight in ``[0, 1)`` of the overall symbol frequencies (add-one smoothed)
+        mixed into every centroid, so that with ``smoothing > 0`` no emission
+        starts at 0.
+    kmeans_iter : int
+        Cap on Lloyd iterations.
+
+    Returns
+    -------
+    HMM
+        ``emissionprob[k] = (1 - smoothing) c_k + smoothing f`` for centroid
+        ``c_k`` and add-one smoothed overall frequencies ``f``; ``transmat`` sticky at the window
+        scale, diagonal ``1 - 1/window``, the rest spread evenly; ``startprob``
+        the cluster frequencies of the first windows, add-one smoothed.
+    """
+    batch, _ = as_symbol_batch(symbols, n_symbols)
+    n_states = check_count("n_states", n_states)
+    window = check_count("window", window)
+    if batch.shape[1] < window:
+        raise ValueError(f"window must be at most the sequence length {batch.shape[1]}, "
+                         f"got {window}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    rng = np.random.default_rng(seed)
+    histograms = _window_histograms(batch, n_symbols, window)
+    centroids, labels = _kmeans(histograms.reshape(-1, n_symbols), n_states, rng, kmeans_iter)
+    frequencies = (np.bincount(batch.ravel(), minlength=n_symbols) + 1.0) / (batch.size + n_symbols)
+    emissionprob = (1.0 - smoothing) * centroids + smoothing * frequencies
+    first = labels.reshape(histograms.shape[:2])[:, 0]
+    start = np.bincount(first, minlength=n_states) + 1.0
+    transmat = np.full((n_states, n_states), 1.0 / (window * max(n_states - 1, 1)))
+    np.fill_diagonal(transmat, 1.0 - 1.0 / window if n_states > 1 else 1.0)
+    return HMM(start / start.sum(), transmat, emissionprob / emissionprob.sum(1, keepdims=True))
+
+
+def _window_histograms(batch: np.ndarray, n_symbols: int, window: int) -> np.ndarray:
+    """Symbol frequencies of each non-overlapping window, shape (B, T // window, V)."""
+    n_windows = batch.shape[1] // window
+    windows = batch[:, : n_windows * window].reshape(batch.shape[0], n_windows, window)
+    one_hot = windows[..., None] == np.arange(n_symbols)
+    return one_hot.mean(axis=2)
+
+
+def _kmeans(
+    points: np.ndarray, k: int, rng: np.random.Generator, max_iter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ seeding: centroids (k, D) and labels (N,).
+
+    A cluster that empties keeps its previous centroid.
+    """
+    centroids = _kmeans_plus_plus(points, k, rng)
+    labels = np.full(len(points), -1)
+    for _ in range(max_iter):
+        new_labels = _squared_distances(points, centroids).argmin(axis=1)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, labels, points)
+        counts = np.bincount(labels, minlength=k)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids, labels
+
+
+def _kmeans_plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeds: each next centroid drawn with probability proportional to D^2."""
+    chosen = [int(rng.integers(len(points)))]
+    nearest = _squared_distances(points, points[chosen]).min(axis=1)
+    for _ in range(1, k):
+        total = nearest.sum()
+        # All points coincide with a seed: any point will do.
+        index = int(rng.choice(len(points), p=nearest / total) if total > 0
+                    else rng.integers(len(points)))
+        chosen.append(index)
+        nearest = np.minimum(nearest, _squared_distances(points, points[[index]])[:, 0])
+    return points[chosen].astype(np.float64, copy=True)
+
+
+def _squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances, shape (N, k)."""
+    return ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
 
 
 def _to_hmm(model) -> HMM:
