@@ -18,11 +18,11 @@ switching).
 """
 
 from seqmodels.hmm.align import align_states
-from seqmodels.hmm.fit import EMFit, fit_counts, fit_em
+from seqmodels.hmm.fit import EMFit, fit_counts, fit_em, window_init
 from seqmodels.hmm.model import HMM, FilterResult, stationary_distribution
 from seqmodels.hmm.sampling import Seed, sample_chain
 
 __all__ = [
     "HMM", "EMFit", "FilterResult", "Seed", "align_states", "fit_counts", "fit_em",
-    "sample_chain", "stationary_distribution",
+    "sample_chain", "stationary_distribution", "window_init",
 ]

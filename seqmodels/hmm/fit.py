@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
 from seqmodels._checks import as_symbol_batch, check_count
 from seqmodels.hmm.model import HMM
 from seqmodels.hmm.sampling import Seed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _log = logging.getLogger(__name__)
 
@@ -231,6 +234,8 @@ def fit_em(
     models = [_to_hmm(run.model) for run in runs]
     scores = [float(model.log_likelihood(batch).sum()) for model in models]
     best = int(np.argmax(scores))
+    import pandas as pd  # deferred: importing pandas costs a few tenths of a second
+
     table = pd.DataFrame({
         "restart": np.arange(n_restarts),
         "log_likelihood": scores,
