@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 
 import numpy as np
+from _timing import best_time
 from hmmlearn.hmm import CategoricalHMM
 
 from seqmodels.dice import loaded_dice
@@ -36,16 +36,6 @@ LENGTH = 500
 FIT_SHAPE, QUICK_FIT_SHAPE = (200, 500), (50, 500)
 N_RESTARTS = 10
 TOL, MAX_ITER = 1e-2, 1000
-
-
-def best_time(function: Callable[[], object], repeats: int) -> float:
-    """Minimum wall time of ``repeats`` calls, seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def compare_likelihood(model: HMM, symbols: np.ndarray, repeats: int) -> float:
