@@ -75,6 +75,17 @@ def check_count(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_real(name: str, value) -> float:
+    """Return ``value`` as a float, or raise if it is not a real number.
+
+    Bools are refused, as in :func:`check_count`. NaN and inf pass: the caller's
+    range check (``0 <= p <= 1``, ``tol > 0`` ...) decides, with its own message.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
 def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.ndarray, bool]:
     """Validate integer symbols and return them as a ``(B, T)`` int64 batch.
 
@@ -95,7 +106,10 @@ def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.
         True when the input was one ``(T,)`` sequence, so callers can return the
         same rank they were given.
     """
-    array = np.asarray(symbols)
+    try:
+        array = np.asarray(symbols)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array: {err}") from None
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
         or array.dtype == bool
@@ -110,10 +124,12 @@ def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.
             raise ValueError(f"{name} contains NaN or inf")
         if np.any(array != np.round(array)):
             raise ValueError(f"{name} must be integers, got non-integer values")
-    batch = np.asarray(array, dtype=np.int64)
-    low, high = batch.min(), batch.max()
+    # Range first, in the input's own dtype: casting 1e20 or a huge uint64 to
+    # int64 would wrap and name a symbol the caller never passed.
+    low, high = array.min(), array.max()
     if low < 0 or high >= n_symbols:
         bad = low if low < 0 else high
         raise ValueError(f"{name} has symbol {bad}, outside the allowed range [0, {n_symbols})")
+    batch = np.asarray(array, dtype=np.int64)
     single = batch.ndim == 1
     return (batch[None, :] if single else batch), single

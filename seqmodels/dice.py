@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqmodels._checks import check_count, check_probabilities, readonly
+from seqmodels._checks import check_count, check_probabilities, check_real, readonly
 from seqmodels._io import load_npz, save_npz
 from seqmodels.hmm import HMM, Seed, sample_chain, stationary_distribution
 
@@ -70,7 +70,8 @@ class Die:
         face = check_count("face", face)
         if face > faces:
             raise ValueError(f"face must be in 1..{faces}, got {face}")
-        if not np.isfinite(p) or not 0.0 <= p <= 1.0:
+        p = check_real("p", p)
+        if not 0.0 <= p <= 1.0:  # NaN fails too
             raise ValueError(f"p must be a probability in [0, 1], got {p}")
         if faces == 1 and p != 1.0:
             raise ValueError(f"a D1 shows its only face with probability 1, not p={p}")
@@ -246,6 +247,7 @@ class DiceSample:
 
         ``round(test_fraction * B)`` sequences go to test; both parts must be non-empty.
         """
+        test_fraction = check_real("test_fraction", test_fraction)
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         n_test = round(test_fraction * self.n_sequences)

@@ -67,6 +67,10 @@ def test_loaded_die_puts_p_on_its_face():
         (lambda: Die.loaded(6, face=1, p=-0.1), r"p must be a probability in \[0, 1\]"),
         (lambda: Die.loaded(6, face=1, p=np.nan), r"p must be a probability in \[0, 1\]"),
         (lambda: Die.loaded(1, face=1, p=0.5), "D1 shows its only face with probability 1"),
+        (lambda: Die.loaded(6, face=1, p="a"), "p must be a real number, got 'a'"),
+        (lambda: Die.loaded(6, face=1, p=None), "p must be a real number, got None"),
+        (lambda: Die.loaded(6, face=1, p=[0.5]), r"p must be a real number, got \[0.5\]"),
+        (lambda: Die.loaded(6, face=1, p=True), "p must be a real number, got True"),
     ],
 )
 def test_bad_die_raises_naming_the_problem(make, message):
@@ -241,7 +245,8 @@ def test_split_by_whole_sequences_disjoint_and_complete():
 @pytest.mark.parametrize(
     ("fraction", "message"),
     [(0.0, r"test_fraction must be in \(0, 1\)"), (1.0, r"test_fraction must be in \(0, 1\)"),
-     (0.01, "leaves an empty train or test part"), (0.99, "leaves an empty train or test part")],
+     (0.01, "leaves an empty train or test part"), (0.99, "leaves an empty train or test part"),
+     ("0.2", "test_fraction must be a real number"), (None, "test_fraction must be a real number")],
 )
 def test_bad_split_raises(sample, fraction, message):
     with pytest.raises(ValueError, match=message):

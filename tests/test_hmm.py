@@ -300,6 +300,9 @@ def test_entropy_rate_of_a_revealed_chain():
     ([0.5, 1.0], "integers"),
     ([], "empty"),
     (np.zeros((2, 2, 2), dtype=int), "shape"),
+    ([[0, 1], [0]], "symbols must be a rectangular array"),
+    ([0.0, 1e20], r"symbol 1e\+20, outside"),  # named as given, not as a wrapped int64
+    (np.array([0, 2**63 + 5], dtype=np.uint64), "symbol 9223372036854775813, outside"),
 ])
 def test_bad_symbols_raise_value_error(symbols, message):
     model = random_model(2, 8, seed=0)

@@ -59,6 +59,8 @@ def test_fit_counts_errors_and_pseudocount():
         fit_counts([0, 2, 1], [0, 1, 1], n_states=2, n_symbols=2)
     with pytest.raises(ValueError, match="pseudocount"):
         fit_counts(dice, symbols, n_states=2, n_symbols=2, pseudocount=-1.0)
+    with pytest.raises(ValueError, match="pseudocount must be a real number, got None"):
+        fit_counts(dice, symbols, n_states=2, n_symbols=2, pseudocount=None)
 
 
 # --------------------------------------------------------------------------- fit_em
@@ -111,6 +113,10 @@ def test_fit_em_is_reproducible_and_validates():
         fit_em(symbols, 2, 3, tol=0.0, progress=False)
     with pytest.raises(ValueError, match="init must be one of"):
         fit_em(symbols, 2, 3, init="spectral", progress=False)
+    with pytest.raises(ValueError, match="tol must be a real number, got 'a'"):
+        fit_em(symbols, 2, 3, tol="a", progress=False)
+    with pytest.raises(ValueError, match="n_symbols must be an integer, got '3'"):
+        fit_em(symbols, 2, "3", progress=False)
 
 
 @pytest.mark.parametrize("init", ["windows", "random"])
@@ -163,6 +169,12 @@ def test_window_init_gives_valid_deterministic_parameters():
         window_init(symbols, 4, 8, window=101)
     with pytest.raises(ValueError, match="smoothing"):
         window_init(symbols, 4, 8, smoothing=1.0)
+    with pytest.raises(ValueError, match="smoothing must be a real number, got None"):
+        window_init(symbols, 4, 8, smoothing=None)
+    with pytest.raises(ValueError, match=r"n_symbols must be an integer, got 8\.0"):
+        window_init(symbols, 4, 8.0)
+    with pytest.raises(ValueError, match="kmeans_iter must be at least 1, got 0"):
+        window_init(symbols, 4, 8, kmeans_iter=0)
 
 
 # --------------------------------------------------------------------------- align_states

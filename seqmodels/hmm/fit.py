@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from seqmodels._checks import as_symbol_batch, check_count
+from seqmodels._checks import as_symbol_batch, check_count, check_real
 from seqmodels.hmm.model import HMM
 from seqmodels.hmm.sampling import Seed
 
@@ -69,6 +69,7 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
     """
     n_states = check_count("n_states", n_states)
     n_symbols = check_count("n_symbols", n_symbols)
+    pseudocount = check_real("pseudocount", pseudocount)
     if not (np.isfinite(pseudocount) and pseudocount >= 0):
         raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount}")
     states, _ = as_symbol_batch(dice, n_states, name="dice")
@@ -204,6 +205,7 @@ def fit_em(
     iterations. Emission counts get a Dirichlet pseudocount of
     ``EMISSION_PSEUDOCOUNT`` (hmmlearn's ``emissionprob_prior``).
     """
+    n_symbols = check_count("n_symbols", n_symbols)
     batch, _ = as_symbol_batch(symbols, n_symbols)
     n_states = check_count("n_states", n_states)
     n_restarts = check_count("n_restarts", n_restarts)
@@ -213,7 +215,7 @@ def fit_em(
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     window = min(check_count("window", window), batch.shape[1])
-    tol = TOL_PER_SYMBOL * batch.size if tol is None else tol
+    tol = TOL_PER_SYMBOL * batch.size if tol is None else check_real("tol", tol)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol}")
     rng = np.random.default_rng(seed)
@@ -310,12 +312,15 @@ def window_init(
         scale, diagonal ``1 - 1/window``, the rest spread evenly; ``startprob``
         the cluster frequencies of the first windows, add-one smoothed.
     """
+    n_symbols = check_count("n_symbols", n_symbols)
     batch, _ = as_symbol_batch(symbols, n_symbols)
     n_states = check_count("n_states", n_states)
     window = check_count("window", window)
+    kmeans_iter = check_count("kmeans_iter", kmeans_iter)
     if batch.shape[1] < window:
         raise ValueError(f"window must be at most the sequence length {batch.shape[1]}, "
                          f"got {window}")
+    smoothing = check_real("smoothing", smoothing)
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     rng = np.random.default_rng(seed)
