@@ -27,7 +27,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from seqmodels.compare import ComparisonConfig, IIDBaseline, MarkovBaseline
+from seqmodels.compare import (
+    ComparisonConfig,
+    IIDBaseline,
+    MarkovBaseline,
+    run_comparison,
+    write_report,
+)
 from seqmodels.compare import metrics as m
 from seqmodels.compare.report import markdown_table, rerun_command
 
@@ -173,6 +179,39 @@ def test_config_validates_and_round_trips():
         ComparisonConfig(n_train=0)
     with pytest.raises(ValueError, match="unknown config keys"):
         ComparisonConfig.from_dict({"colour": 1})
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"preset": ["loaded_dice"]}, "preset must be one of"),
+    ({"n_test": 1}, "n_test must be at least 2"),
+    ({"length": -3}, "length must be at least 1"),
+    ({"rnn_lr": "0.1"}, "rnn_lr must be a real number"),
+    ({"rnn_lr": float("inf")}, "rnn_lr must be a positive finite number"),
+    ({"rnn_clip": True}, "rnn_clip must be a real number"),
+    ({"rnn_validation": None}, "rnn_validation must be a real number"),
+    ({"n_train": 1}, "n_train=1 leaves no training sequence"),
+])
+def test_config_rejects_nonsense_naming_the_field(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ComparisonConfig(**settings)
+
+
+def test_config_from_dict_and_quick_reject_what_is_not_a_field():
+    with pytest.raises(ValueError, match="settings must be a dict"):
+        ComparisonConfig.from_dict(None)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        ComparisonConfig.quick(colour=1)
+
+
+def test_run_and_write_report_reject_a_wrong_argument_type(tmp_path):
+    with pytest.raises(ValueError, match=r"config must be a ComparisonConfig.*got dict"):
+        run_comparison({"preset": "casino"}, progress=False)
+    with pytest.raises(ValueError, match="config must be a ComparisonConfig"):
+        run_comparison({}, progress=False)  # empty, yet not silently the default run
+    with pytest.raises(ValueError, match="n_jobs must be an integer"):
+        run_comparison(ComparisonConfig.quick(), progress=False, n_jobs=2.0)
+    with pytest.raises(ValueError, match="result must be the ComparisonResult"):
+        write_report(None, tmp_path)
 
 
 def test_rerun_command_reproduces_the_flags():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from seqmodels._checks import check_count
+import numpy as np
+
+from seqmodels._checks import check_count, check_real
 from seqmodels.dice import PRESETS
+from seqmodels.rnn.train import split_validation
 
 #: Quality targets the default run must meet on ``loaded_dice`` (issue 5).
 TARGETS: dict[tuple[str, str], tuple[str, float]] = {
@@ -77,7 +81,7 @@ class ComparisonConfig:
     trace_steps: int = 200
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
+        if not isinstance(self.preset, str) or self.preset not in PRESETS:
             raise ValueError(
                 f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
             )
@@ -86,16 +90,28 @@ class ComparisonConfig:
         check_count("rnn_patience", self.rnn_patience)
         check_count("seed", self.seed, minimum=0)
         for name in _POSITIVE_FLOATS:
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if not 0.0 < self.rnn_validation < 1.0:
+            value = check_real(name, getattr(self, name))
+            if not 0.0 < value < np.inf:  # NaN fails too
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not 0.0 < check_real("rnn_validation", self.rnn_validation) < 1.0:
             raise ValueError(f"rnn_validation must be in (0, 1), got {self.rnn_validation!r}")
         if self.n_test < 2:
             raise ValueError(
                 f"n_test must be at least 2 (the belief probe fits on half the held-out "
                 f"sequences and scores on the other half), got {self.n_test}"
             )
+        self._check_validation_split()
+
+    def _check_validation_split(self) -> None:
+        """Fail now, not after minutes of fitting, if the RNNs' split leaves no training rows."""
+        try:
+            split_validation(self.n_train, self.rnn_validation, np.random.default_rng(0))
+        except ValueError:
+            raise ValueError(
+                f"n_train={self.n_train} leaves no training sequence once "
+                f"rnn_validation={self.rnn_validation} of them are held out for early "
+                "stopping; raise n_train or lower rnn_validation"
+            ) from None
 
     @classmethod
     def quick(cls, **overrides) -> ComparisonConfig:
@@ -104,7 +120,7 @@ class ComparisonConfig:
                         dice_epochs=5, rnn_batch_size=10, rnn_lr=0.03, implied_sequences=20,
                         implied_length=100, implied_restarts=2, trace_steps=100)
         settings.update(overrides)
-        return cls(**settings)
+        return cls.from_dict(settings)
 
     def to_dict(self) -> dict:
         """The settings as a JSON-ready dict (``from_dict`` inverts it)."""
@@ -113,6 +129,9 @@ class ComparisonConfig:
     @classmethod
     def from_dict(cls, settings: dict) -> ComparisonConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"settings must be a dict of config fields, got "
+                             f"{type(settings).__name__}")
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:

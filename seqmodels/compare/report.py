@@ -200,6 +200,9 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike,
     ``config.json``, ``timings.csv``, ``matrices.csv``, and with ``plots`` the PNGs
     ``matrices.png``, ``belief_trace.png``, ``learning_curve.png``.
     """
+    if not isinstance(result, ComparisonResult):
+        raise ValueError(f"result must be the ComparisonResult of run_comparison, got "
+                         f"{type(result).__name__}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from seqmodels._checks import check_count
 from seqmodels.compare import metrics as m
 from seqmodels.compare.baselines import IIDBaseline, MarkovBaseline
 from seqmodels.compare.config import ComparisonConfig
@@ -305,10 +306,16 @@ def _fit_rnns(config: ComparisonConfig, train: DiceSample, n_states: int, stream
     return rnn, decoder, rows
 
 
-def _check_jobs(n_jobs) -> int:
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
-    return n_jobs
+def _check_config(config) -> ComparisonConfig:
+    if config is None:
+        return ComparisonConfig()
+    if not isinstance(config, ComparisonConfig):
+        raise ValueError(
+            f"config must be a ComparisonConfig (or None for the defaults), got "
+            f"{type(config).__name__}; build one with ComparisonConfig(**settings) or "
+            "ComparisonConfig.from_dict(settings)"
+        )
+    return config
 
 
 def run_comparison(config: ComparisonConfig | None = None, progress: bool = True,
@@ -331,14 +338,20 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
     ComparisonResult
         Deterministic given ``config`` (apart from ``timings``).
 
+    Raises
+    ------
+    ValueError
+        If ``config`` is not a :class:`ComparisonConfig` or ``n_jobs`` is not a
+        positive integer.
+
     Notes
     -----
     Excess is each model's held-out log-loss minus the true model's on the same
     sequences, so the true model's is exactly 0 and others' are >= 0 up to
     sampling noise (``excess_se`` is its standard error over sequences).
     """
-    config = config or ComparisonConfig()
-    n_jobs = _check_jobs(n_jobs)
+    config = _check_config(config)
+    n_jobs = check_count("n_jobs", n_jobs)
     clock, streams = _Stopwatch(), _streams(config.seed)
     start = time.perf_counter()
     spec = PRESETS[config.preset]()
