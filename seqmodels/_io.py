@@ -66,6 +66,8 @@ def load_npz(path: str | os.PathLike, kind: str,
         If the file is missing, corrupt, not an ``.npz``, of another kind, or
         lacks one of the ``required`` arrays.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a str or os.PathLike, got {path!r}")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
@@ -79,7 +81,9 @@ def load_npz(path: str | os.PathLike, kind: str,
     try:
         metadata = json.loads(str(arrays.pop(_METADATA_KEY)))
     except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"{path} has no seqmodels metadata; it is not a saved {kind}") from None
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} has no seqmodels metadata; it is not a saved {kind}")
     if metadata.get("kind") != kind:
         raise ValueError(f"{path} holds a {metadata.get('kind')!r}, not a {kind}")
     missing = [name for name in required if name not in arrays]

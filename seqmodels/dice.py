@@ -9,7 +9,7 @@ the occasionally dishonest casino.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -100,7 +100,8 @@ class DiceHMM:
     startprob: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        dice = tuple(self.dice)
+        # A lone Die, None or a number is not a sequence of dice: say so, not TypeError.
+        dice = tuple(self.dice) if isinstance(self.dice, Iterable) else ()
         if not dice or not all(isinstance(die, Die) for die in dice):
             raise ValueError("dice must be a non-empty sequence of Die objects")
         transmat = check_probabilities("transmat", self.transmat, ndim=2)
@@ -184,6 +185,8 @@ class DiceSample:
     spec: DiceHMM
 
     def __post_init__(self) -> None:
+        if not isinstance(self.spec, DiceHMM):
+            raise ValueError(f"spec must be a DiceHMM, got {type(self.spec).__name__}")
         dice = np.asarray(self.dice)
         faces = np.asarray(self.faces)
         if dice.ndim != 2 or dice.shape != faces.shape or dice.size == 0:
@@ -197,10 +200,25 @@ class DiceSample:
             raise ValueError(f"dice must lie in [0, {self.spec.n_states})")
         if faces.min() < 1 or faces.max() > self.spec.n_symbols:
             raise ValueError(f"faces must lie in 1..{self.spec.n_symbols}")
+        self._check_faces_fit_dice(dice, faces)
         for name, array in (("dice", dice), ("faces", faces)):
             array = np.array(array, dtype=np.int64)
             array.setflags(write=False)
             object.__setattr__(self, name, array)
+
+    def _check_faces_fit_dice(self, dice: np.ndarray, faces: np.ndarray) -> None:
+        """Refuse a face past the thrown die's own faces (a 7 on a D6 in a D8 model)."""
+        n_faces = np.array([die.faces for die in self.spec.dice])
+        if n_faces.min() == self.spec.n_symbols:  # every face is on every die
+            return
+        impossible = faces > np.take(n_faces, dice)
+        if impossible.any():
+            b, t = np.argwhere(impossible)[0]
+            die = self.spec.dice[dice[b, t]]
+            raise ValueError(
+                f"faces[{b}, {t}] = {faces[b, t]} was thrown with die {dice[b, t]} "
+                f"({die.name}), which has only {die.faces} faces"
+            )
 
     @property
     def symbols(self) -> np.ndarray:

@@ -140,6 +140,8 @@ def test_presets_have_the_issue_parameters():
     [
         ({"dice": []}, "dice must be a non-empty sequence of Die"),
         ({"dice": [4, 6]}, "dice must be a non-empty sequence of Die"),
+        ({"dice": None}, "dice must be a non-empty sequence of Die"),
+        ({"dice": Die(6)}, "dice must be a non-empty sequence of Die"),
         ({"transmat": [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]},
          r"transmat must be square with one row per die \(2 x 2\), got shape \(2, 3\)"),
         ({"transmat": np.eye(3)}, r"one row per die \(2 x 2\), got shape \(3, 3\)"),
@@ -325,3 +327,16 @@ def test_load_refuses_corrupt_or_foreign_files(tmp_path, case):
 def test_bad_dice_sample_raises(dice, faces, message):
     with pytest.raises(ValueError, match=message):
         DiceSample(dice=dice, faces=faces, spec=loaded_dice())
+
+
+def test_dice_sample_refuses_a_face_its_die_lacks_and_a_foreign_spec():
+    dice, faces = np.array([[2, 0]]), np.array([[8, 6]])  # a 6 on the D4
+    with pytest.raises(ValueError, match=r"faces\[0, 1\] = 6 .* die 0 \(D4\), which has only 4"):
+        DiceSample(dice=dice, faces=faces, spec=loaded_dice())
+    with pytest.raises(ValueError, match="spec must be a DiceHMM, got HMM"):
+        DiceSample(dice=dice, faces=faces, spec=loaded_dice().to_hmm())
+
+
+def test_load_refuses_a_path_that_is_not_a_path():
+    with pytest.raises(ValueError, match=r"path must be a str or os\.PathLike, got None"):
+        DiceSample.load(None)

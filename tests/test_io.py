@@ -38,3 +38,10 @@ def test_npz_round_trip_and_kind_check(tmp_path):
         load_npz(path, "Other", ())
     with pytest.raises(ValueError, match="missing arrays"):
         load_npz(path, "Thing", ("a", "b"))
+
+
+def test_metadata_that_is_not_a_json_object_is_refused(tmp_path):
+    path = tmp_path / "list.npz"
+    np.savez(path, __metadata__=np.array("[1, 2]"))
+    with pytest.raises(ValueError, match="no seqmodels metadata; it is not a saved Thing"):
+        load_npz(path, "Thing", ())
