@@ -86,6 +86,20 @@ def check_real(name: str, value) -> float:
     return float(value)
 
 
+def as_generator(seed) -> np.random.Generator:
+    """``numpy.random.default_rng(seed)``, with a ``ValueError`` naming ``seed`` if it is refused.
+
+    ``seed`` is an int ``>= 0``, a ``numpy.random.Generator`` (used as is) or None
+    (fresh entropy); anything else ``default_rng`` accepts works too.
+    """
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}"
+        ) from None
+
+
 def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.ndarray, bool]:
     """Validate integer symbols and return them as a ``(B, T)`` int64 batch.
 

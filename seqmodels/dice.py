@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqmodels._checks import check_count, check_probabilities, check_real, readonly
+from seqmodels._checks import as_generator, check_count, check_probabilities, check_real, readonly
 from seqmodels._io import load_npz, save_npz
 from seqmodels.hmm import HMM, Seed, sample_chain, stationary_distribution
 
@@ -274,7 +274,7 @@ class DiceSample:
                 f"test_fraction={test_fraction} of {self.n_sequences} sequences leaves "
                 "an empty train or test part"
             )
-        order = np.random.default_rng(seed).permutation(self.n_sequences)
+        order = as_generator(seed).permutation(self.n_sequences)
         test, train = order[:n_test], order[n_test:]
         return self._subset(np.sort(train)), self._subset(np.sort(test))
 

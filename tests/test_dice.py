@@ -255,6 +255,11 @@ def test_bad_split_raises(sample, fraction, message):
         sample.split(fraction, seed=0)
 
 
+def test_split_with_a_bad_seed_raises_value_error(sample):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        sample.split(0.5, seed="x")
+
+
 def test_save_load_round_trip(tmp_path):
     original = casino().sample(3, 9, seed=5)
     path = original.save(tmp_path / "casino")

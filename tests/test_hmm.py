@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from seqmodels.dice import loaded_dice
-from seqmodels.hmm import HMM
+from seqmodels.hmm import HMM, stationary_distribution
 
 
 def random_model(n_states: int, n_symbols: int, seed: int) -> HMM:
@@ -319,6 +319,14 @@ def test_zero_probability_sequence_names_sequence_and_step():
     for method in (model.filter, model.smooth, model.viterbi, model.log_likelihood):
         with pytest.raises(ValueError, match=r"sequence 2 .*symbol 1 at step 40"):
             method(symbols)
+
+
+def test_stationary_distribution_validates_and_takes_lists():
+    np.testing.assert_allclose(stationary_distribution([[0.9, 0.1], [0.2, 0.8]]), [2 / 3, 1 / 3])
+    with pytest.raises(ValueError, match=r"transmat must be square, got shape \(1, 2\)"):
+        stationary_distribution([[0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"transmat row 0 sums to 0\.5"):
+        stationary_distribution([[0.5, 0.0], [0.0, 1.0]])
 
 
 def test_bad_state_index_raises_value_error():

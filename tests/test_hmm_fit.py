@@ -117,6 +117,8 @@ def test_fit_em_is_reproducible_and_validates():
         fit_em(symbols, 2, 3, tol="a", progress=False)
     with pytest.raises(ValueError, match="n_symbols must be an integer, got '3'"):
         fit_em(symbols, 2, "3", progress=False)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        fit_em(symbols, 2, 3, seed="x", progress=False)
 
 
 @pytest.mark.parametrize("init", ["windows", "random"])
@@ -175,6 +177,8 @@ def test_window_init_gives_valid_deterministic_parameters():
         window_init(symbols, 4, 8.0)
     with pytest.raises(ValueError, match="kmeans_iter must be at least 1, got 0"):
         window_init(symbols, 4, 8, kmeans_iter=0)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        window_init(symbols, 4, 8, seed=1.5)
 
 
 # --------------------------------------------------------------------------- align_states
@@ -195,3 +199,5 @@ def test_align_states_recovers_a_known_permutation():
 def test_align_states_needs_matching_sizes():
     with pytest.raises(ValueError, match="nothing to align"):
         align_states(casino().to_hmm(), loaded_dice().to_hmm())
+    with pytest.raises(ValueError, match="reference must be an HMM, got DiceHMM"):
+        align_states(casino().to_hmm(), casino())

@@ -314,6 +314,12 @@ def test_same_seed_same_sample_and_different_seeds_differ(n_sequences, length):
         assert not np.array_equal(first.faces, different.faces)
 
 
+@pytest.mark.parametrize("seed", ["42", 1.5, -1])
+def test_a_bad_seed_raises_value_error_naming_it(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative int, a numpy"):
+        loaded_dice().sample(2, 3, seed=seed)
+
+
 def test_a_shared_generator_advances_between_calls():
     rng = np.random.default_rng(0)
     spec = loaded_dice()

@@ -33,6 +33,9 @@ def align_states(model: HMM, reference: HMM) -> tuple[HMM, np.ndarray]:
         ``permutation[j]`` is the state of ``model`` that plays reference
         state ``j``: aligned state ``j`` is model state ``permutation[j]``.
     """
+    for name, value in (("model", model), ("reference", reference)):
+        if not isinstance(value, HMM):
+            raise ValueError(f"{name} must be an HMM, got {type(value).__name__}")
     if (model.n_states, model.n_symbols) != (reference.n_states, reference.n_symbols):
         raise ValueError(
             f"model has {model.n_states} states and {model.n_symbols} symbols but reference "

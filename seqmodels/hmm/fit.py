@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from seqmodels._checks import as_symbol_batch, check_count, check_real
+from seqmodels._checks import as_generator, as_symbol_batch, check_count, check_real
 from seqmodels.hmm.model import HMM
 from seqmodels.hmm.sampling import Seed
 
@@ -218,7 +218,7 @@ def fit_em(
     tol = TOL_PER_SYMBOL * batch.size if tol is None else check_real("tol", tol)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     X, lengths = batch.reshape(-1, 1), np.full(batch.shape[0], batch.shape[1])
     runs = [_Run(_starting_model(batch, n_states, n_symbols, rng, init, window))
             for _ in range(n_restarts)]
@@ -323,7 +323,7 @@ def window_init(
     smoothing = check_real("smoothing", smoothing)
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     histograms = _window_histograms(batch, n_symbols, window)
     centroids, labels = _kmeans(histograms.reshape(-1, n_symbols), n_states, rng, kmeans_iter)
     frequencies = (np.bincount(batch.ravel(), minlength=n_symbols) + 1.0) / (batch.size + n_symbols)

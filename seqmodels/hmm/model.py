@@ -315,9 +315,17 @@ class HMM:
         return k
 
 
-def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
-    """Stationary distribution ``p`` of a row-stochastic ``transmat`` (K, K): ``p A = p``."""
+def stationary_distribution(transmat) -> np.ndarray:
+    """Stationary distribution ``p`` of a row-stochastic ``transmat`` (K, K): ``p A = p``.
+
+    The least-squares solution of :math:`(A^T - I) p = 0` with :math:`\\sum_k p_k = 1`
+    appended, clipped at 0 and renormalized; for a reducible chain, one of several.
+    ``ValueError`` if ``transmat`` is not a square row-stochastic matrix.
+    """
+    transmat = check_probabilities("transmat", transmat, ndim=2)
     n = transmat.shape[0]
+    if transmat.shape != (n, n):
+        raise ValueError(f"transmat must be square, got shape {transmat.shape}")
     system = np.vstack([transmat.T - np.eye(n), np.ones((1, n))])
     target = np.zeros(n + 1)
     target[-1] = 1.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqmodels._checks import check_count
+from seqmodels._checks import as_generator, check_count
 
 Seed = int | np.random.Generator | None
 
@@ -228,7 +228,7 @@ def sample_chain(
     """
     n_sequences = check_count("n_sequences", n_sequences)
     length = check_count("length", length)
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     states = _sample_states(startprob, transmat, n_sequences, length, rng)
     symbols = _draw_categorical_rows(
         _cumulative(emissionprob), states, rng.random((n_sequences, length))
