@@ -178,6 +178,12 @@ class DiceSample:
         The face shown, 1-based (the visible chain).
     spec : DiceHMM
         The model that made them.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, a die index is outside ``[0, K)``, or a face is
+        outside its die's ``1..faces``.
     """
 
     dice: np.ndarray

@@ -117,7 +117,9 @@ class HMM:
         """
         return stationary_distribution(self.transmat)
 
-    def sample(self, n_sequences: int, length: int, seed: Seed = None):
+    def sample(
+        self, n_sequences: int, length: int, seed: Seed = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_sequences`` independent sequences of ``length`` steps.
 
         Returns
