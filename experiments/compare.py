@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def writable_folder_problem(folder: Path) -> str | None:
     """Why ``folder`` cannot hold the report, or None when it can (it is created if missing)."""
+    if folder.exists() and not folder.is_dir():
+        return f"cannot write the report to {str(folder)!r}: it is a file, not a folder"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -120,8 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     jobs = args.jobs if args.jobs is not None else (1 if args.quick else 2)
-    result = run_comparison(config, progress=not args.quiet, n_jobs=jobs)
-    write_report(result, args.out, plots=not args.no_plots)
+    try:
+        result = run_comparison(config, progress=not args.quiet, n_jobs=jobs)
+        write_report(result, args.out, plots=not args.no_plots)
+    except KeyboardInterrupt:
+        # Each file is written whole or not at all, report.md last.
+        print(f"\ninterrupted: the files in {str(args.out)!r} are each either complete or "
+              "the previous run's", file=sys.stderr)
+        return 130
     print(summary(result))
     print(f"\nreport: {args.out / 'report.md'} ({time.perf_counter() - start:.1f} s)")
     return 0

@@ -307,3 +307,51 @@ def test_unwritable_output_folder_exits_2(tmp_path, capsys):
         load_cli().main(["--quick", "--out", str(blocker / "report")])
     assert stop.value.code == 2
     assert "cannot write the report" in capsys.readouterr().err
+
+
+def test_output_folder_that_is_a_file_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as stop:
+        load_cli().main(["--quick", "--out", str(blocker)])
+    assert stop.value.code == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_the_run_exits_130_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    cli = load_cli()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_comparison", interrupted)
+    assert cli.main(["--quick", "--quiet", "--out", str(tmp_path)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_writing_leaves_only_whole_files(tmp_path, monkeypatch):
+    """Interrupted after two files: those two are whole, no temporary file, no report.md."""
+    import os
+
+    import seqmodels._io
+
+    tiny = ComparisonConfig.quick(n_train=10, n_test=4, length=30, epochs=2, dice_epochs=1,
+                                  restarts=1, em_finalists=1, implied_restarts=1,
+                                  implied_sequences=4, implied_length=30, trace_steps=30)
+    result = run_comparison(tiny, progress=False)
+    replaced, real_replace = [], os.replace
+
+    def replace_twice_then_interrupt(source, target):
+        if len(replaced) == 2:
+            raise KeyboardInterrupt
+        real_replace(source, target)
+        replaced.append(Path(target).name)
+
+    monkeypatch.setattr(seqmodels._io.os, "replace", replace_twice_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(result, tmp_path, plots=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(replaced)
+    assert "report.md" not in replaced
+    assert json.loads((tmp_path / "metrics.json").read_text()) == result.metrics_dict()

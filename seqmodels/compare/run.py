@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -232,16 +231,37 @@ def _job_runner(n_jobs: int) -> Iterator:
     With ``n_jobs >= 2`` jobs go to one worker process ("spawn": no fork of a
     process that already runs BLAS or tqdm threads), so the slowest stage, the
     EM fit, overlaps the RNN stages. Results do not depend on where a job ran:
-    it gets its own seeded generator.
+    it gets its own seeded generator. Leaving the block terminates the worker,
+    so an error or a Ctrl-C in this process does not wait for a fit nobody will
+    read.
     """
     if n_jobs < 2:
         yield _Inline
         return
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    pool = get_context("spawn").Pool(processes=1)
     try:
-        yield executor.submit
+        yield lambda function, *args: _Submitted(pool.apply_async(function, args))
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()  # a clean exit: the worker releases what it holds
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        pool.join()
+
+
+class _Submitted:
+    """A job running in the worker: ``.result()`` waits for it, ``.ready()`` does not."""
+
+    def __init__(self, async_result) -> None:
+        self._async = async_result
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        self._async.wait(timeout)
+        return self._async.ready()
+
+    def result(self):
+        return self._async.get()
 
 
 def _wait(job, progress: bool):
@@ -250,7 +270,7 @@ def _wait(job, progress: bool):
         return job.result()
     with tqdm(desc="EM HMM fit (worker process)", disable=not progress,
               bar_format="{desc}: {elapsed}") as bar:
-        while not wait([job], timeout=0.5).done:
+        while not job.ready(timeout=0.5):
             bar.refresh()
     return job.result()
 
