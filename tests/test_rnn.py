@@ -324,3 +324,15 @@ def test_loading_a_file_that_is_not_a_saved_rnn_fails_clearly(tmp_path):
     junk.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match=r"not an \.npz"):
         ElmanRNN.load(junk)
+
+
+def test_a_refused_seed_raises_value_error_and_leaves_the_model_unchanged():
+    with pytest.raises(ValueError, match="seed must be"):
+        ElmanRNN(4, 3, 4, seed="abc")
+    labeled = ElmanRNN(4, 3, 2, seed=0)
+    with pytest.raises(ValueError, match="seed must be"):
+        labeled.fit([[0, 1, 2, 3]], labels=[[0, 1, 0, 1]], validation=0, seed=1.5,
+                    progress=False)
+    assert labeled.task == "next"  # not switched to "labels" by the failed call
+    with pytest.raises(ValueError, match="seed must be"):
+        ElmanRNN(4, 3, 4, seed=0).sample(2, 3, seed=-1)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import as_symbol_batch, check_count
+from seqmodels._checks import as_generator, as_symbol_batch, check_count
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn.cells import (
     ACTIVATIONS,
@@ -30,8 +30,6 @@ from seqmodels.rnn.train import (
     history_frame,
     train,
 )
-
-# TrainingDivergedError, history_frame, train
 
 Seed = int | np.random.Generator | None
 TASKS = ("next", "labels")
@@ -127,7 +125,7 @@ class ElmanRNN:
         self._params = FlatParameters(shapes, _float_dtype(dtype))
         self.task = "next"
         self.history = history_frame([])
-        rng = np.random.default_rng(seed)
+        rng = as_generator(seed)
         bound = 1.0 / np.sqrt(n_hidden)
         for name in ("W_state", "W_input", "b", "W_output"):
             self._params[name][...] = rng.uniform(-bound, bound, shapes[name])
@@ -365,10 +363,11 @@ class ElmanRNN:
         targets = self._targets(batch, labels, task)
         settings = _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience,
                                  progress)
+        rng = as_generator(seed)  # before any change to the model: a bad seed changes nothing
         self.task = task
         try:
             self.history = train(self._params, self.activation, task, batch, targets, settings,
-                                 np.random.default_rng(seed))
+                                 rng)
         except TrainingDivergedError as err:
             self.history = err.history
             raise
@@ -394,7 +393,7 @@ class ElmanRNN:
             raise ValueError('sampling needs a next-symbol model (output="softmax", task="next")')
         if self.n_outputs != self.n_inputs:
             raise ValueError("sampling needs n_outputs == n_inputs")
-        rng = np.random.default_rng(seed)
+        rng = as_generator(seed)
         uniforms = rng.random((length, n_sequences, 1))
         params = self._params
         table = params["W_input"] + params["b"]
