@@ -355,3 +355,24 @@ def test_ctrl_c_while_writing_leaves_only_whole_files(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(replaced)
     assert "report.md" not in replaced
     assert json.loads((tmp_path / "metrics.json").read_text()) == result.metrics_dict()
+
+
+def test_metric_functions_reject_symbols_that_do_not_match_the_forecasts():
+    forecasts = np.full((2, 3, 4), 0.25)
+    symbols = np.array([[0, 1, 2], [3, 0, 1]])
+    with pytest.raises(ValueError, match="symbol -1"):  # would silently index from the end
+        m.symbol_log_probs(forecasts, symbols - 1)
+    with pytest.raises(ValueError, match="symbol 4"):
+        m.prediction_metrics(forecasts, symbols + 1, forecasts)
+    with pytest.raises(ValueError, match=r"must be \(2, 2, 4\)"):
+        m.sequence_log_loss(forecasts, symbols[:, :2])
+    with pytest.raises(ValueError, match="floor_predictive"):
+        m.prediction_metrics(forecasts, symbols, forecasts[:1])  # would broadcast
+    with pytest.raises(ValueError, match="same shape"):
+        m.excess_with_error(np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match="fit_labels has symbol 5"):
+        m.probe_accuracy(np.zeros((3, 2)), np.array([0, 1, 5]), np.zeros((3, 2)),
+                         np.array([0, 1, 2]), n_classes=3)
+    # One (T,) sequence keeps working, as everywhere else in the package.
+    single = m.prediction_metrics(forecasts[0], symbols[0].tolist(), forecasts[0])
+    assert single["log_loss"] == pytest.approx(np.log(4.0), rel=1e-14)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqmodels._checks import as_symbol_batch
+
 #: Floor applied to a model's probability before taking a log, so a forecast
 #: that rounds to 0 gives a large finite loss instead of ``inf``.
 PROB_FLOOR = 1e-300
@@ -19,21 +21,40 @@ def symbol_log_probs(predictive: np.ndarray, symbols: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    predictive : numpy.ndarray, shape (B, T, V)
+    predictive : numpy.ndarray, shape (B, T, V) or (T, V)
         ``predictive[b, t] = P(x_t | x_0..x_{t-1})``.
-    symbols : numpy.ndarray of int, shape (B, T)
+    symbols : numpy.ndarray of int, shape (B, T) or (T,)
+        In ``[0, V)``.
 
     Returns
     -------
-    numpy.ndarray, shape (B, T)
+    numpy.ndarray, shape (B, T) or (T,)
         :math:`\\log p_{b,t}(x_{b,t})`.
     """
+    predictive, symbols = _forecasts_and_symbols(predictive, symbols)
     chosen = np.take_along_axis(predictive, symbols[..., None], axis=-1)[..., 0]
     return np.log(np.maximum(chosen, PROB_FLOOR))
 
 
+def _forecasts_and_symbols(predictive, symbols) -> tuple[np.ndarray, np.ndarray]:
+    """Check that ``predictive`` holds one forecast over ``V`` symbols per entry of ``symbols``."""
+    predictive = np.asarray(predictive, dtype=np.float64)
+    if predictive.ndim not in (2, 3):
+        raise ValueError(f"predictive must have shape (T, V) or (B, T, V), got {predictive.shape}")
+    batch, single = as_symbol_batch(symbols, predictive.shape[-1])
+    symbols = batch[0] if single else batch
+    if predictive.shape[:-1] != symbols.shape:
+        raise ValueError(f"predictive has shape {predictive.shape}; for symbols of shape "
+                         f"{symbols.shape} it must be {(*symbols.shape, predictive.shape[-1])}")
+    return predictive, symbols
+
+
 def sequence_log_loss(predictive: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """Mean negative log-probability per symbol of each sequence, shape (B,), in nats."""
+    """Mean negative log-probability per symbol of each sequence, in nats.
+
+    Shapes as in :func:`symbol_log_probs`; returns shape (B,), or a 0-d array
+    for one ``(T,)`` sequence.
+    """
     return -symbol_log_probs(predictive, symbols).mean(axis=-1)
 
 
@@ -55,7 +76,12 @@ def excess_with_error(model_loss: np.ndarray, floor_loss: np.ndarray) -> tuple[f
         ``std(d, ddof=1) / sqrt(B)`` of the paired per-sequence differences
         ``d`` (sequences are independent, steps within one are not); 0 for B=1.
     """
-    diff = np.asarray(model_loss, dtype=np.float64) - np.asarray(floor_loss, dtype=np.float64)
+    model_loss = np.atleast_1d(np.asarray(model_loss, dtype=np.float64))
+    floor_loss = np.atleast_1d(np.asarray(floor_loss, dtype=np.float64))
+    if model_loss.shape != floor_loss.shape or model_loss.ndim != 1:
+        raise ValueError(f"model_loss {model_loss.shape} and floor_loss {floor_loss.shape} must "
+                         "be per-sequence losses of the same shape (B,)")
+    diff = model_loss - floor_loss
     error = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
     return float(model_loss.mean() - floor_loss.mean()), error
 
@@ -89,10 +115,10 @@ def prediction_metrics(predictive: np.ndarray, symbols: np.ndarray,
 
     Parameters
     ----------
-    predictive, floor_predictive : numpy.ndarray, shape (B, T, V)
+    predictive, floor_predictive : numpy.ndarray, shape (B, T, V) or (T, V)
         A model's forecasts and the true model's (the Bayes-optimal floor).
-    symbols : numpy.ndarray of int, shape (B, T)
-        The held-out symbols.
+    symbols : numpy.ndarray of int, shape (B, T) or (T,)
+        The held-out symbols, in ``[0, V)``.
 
     Returns
     -------
@@ -101,6 +127,11 @@ def prediction_metrics(predictive: np.ndarray, symbols: np.ndarray,
         ``perplexity`` (``exp(log_loss)``), ``kl`` (mean KL from the true
         forecast to the model's, the part of the excess the data cannot blur).
     """
+    predictive, symbols = _forecasts_and_symbols(predictive, symbols)
+    floor_predictive = np.asarray(floor_predictive, dtype=np.float64)
+    if floor_predictive.shape != predictive.shape:
+        raise ValueError(f"floor_predictive {floor_predictive.shape} and predictive "
+                         f"{predictive.shape} differ in shape")
     loss = sequence_log_loss(predictive, symbols)
     excess, error = excess_with_error(loss, sequence_log_loss(floor_predictive, symbols))
     log_loss = float(loss.mean())
@@ -189,6 +220,7 @@ def probe_accuracy(fit_features: np.ndarray, fit_labels: np.ndarray,
                    score_features: np.ndarray, score_labels: np.ndarray,
                    n_classes: int) -> float:
     """Accuracy of a linear least-squares classifier: an affine probe to one-hot labels, argmax."""
+    fit_labels = as_symbol_batch(fit_labels, n_classes, "fit_labels")[0].ravel()
     weights = fit_affine_probe(fit_features, np.eye(n_classes)[fit_labels])
     predicted = apply_affine_probe(weights, score_features).argmax(axis=-1)
     return accuracy(predicted, score_labels)
