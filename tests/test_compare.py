@@ -376,3 +376,13 @@ def test_metric_functions_reject_symbols_that_do_not_match_the_forecasts():
     # One (T,) sequence keeps working, as everywhere else in the package.
     single = m.prediction_metrics(forecasts[0], symbols[0].tolist(), forecasts[0])
     assert single["log_loss"] == pytest.approx(np.log(4.0), rel=1e-14)
+
+
+def test_baselines_built_directly_are_validated_and_read_only():
+    with pytest.raises(ValueError, match=r"probs sums to 1\.1"):
+        IIDBaseline([0.5, 0.6])
+    with pytest.raises(ValueError, match="transmat must have shape"):
+        MarkovBaseline([0.5, 0.5], np.full((3, 3), 1 / 3))
+    baseline = IIDBaseline([0.25, 0.75])
+    assert not baseline.probs.flags.writeable
+    np.testing.assert_array_equal(baseline.predictive([1, 0]), [[0.25, 0.75]] * 2)

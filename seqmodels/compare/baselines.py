@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import as_symbol_batch, check_count, readonly
+from seqmodels._checks import as_symbol_batch, check_count, check_probabilities
 
 
 def laplace_frequencies(counts: np.ndarray) -> np.ndarray:
@@ -32,13 +32,16 @@ class IIDBaseline:
 
     probs: np.ndarray
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probs", check_probabilities("probs", self.probs, ndim=1))
+
     @classmethod
     def fit(cls, symbols, n_symbols: int) -> IIDBaseline:
         """Count symbols (B, T) or (T,) in ``[0, n_symbols)``, add one to each count."""
         n_symbols = check_count("n_symbols", n_symbols)
         batch, _ = as_symbol_batch(symbols, n_symbols)
         counts = np.bincount(batch.ravel(), minlength=n_symbols)
-        return cls(readonly(laplace_frequencies(counts)))
+        return cls(laplace_frequencies(counts))
 
     def predictive(self, symbols) -> np.ndarray:
         """Forecasts (B, T, V) (or (T, V)): the same ``probs`` at every step."""
@@ -63,6 +66,15 @@ class MarkovBaseline:
     startprob: np.ndarray
     transmat: np.ndarray
 
+    def __post_init__(self) -> None:
+        startprob = check_probabilities("startprob", self.startprob, ndim=1)
+        transmat = check_probabilities("transmat", self.transmat, ndim=2)
+        if transmat.shape != (startprob.size, startprob.size):
+            raise ValueError(f"transmat must have shape {(startprob.size, startprob.size)} to "
+                             f"match startprob, got {transmat.shape}")
+        object.__setattr__(self, "startprob", startprob)
+        object.__setattr__(self, "transmat", transmat)
+
     @classmethod
     def fit(cls, symbols, n_symbols: int) -> MarkovBaseline:
         """Count symbol pairs within each sequence, add one to each count.
@@ -73,7 +85,7 @@ class MarkovBaseline:
         batch, _ = as_symbol_batch(symbols, n_symbols)
         pairs = batch[:, :-1].ravel() * n_symbols + batch[:, 1:].ravel()
         bigrams = np.bincount(pairs, minlength=n_symbols**2).reshape(n_symbols, n_symbols)
-        return cls(start, readonly(laplace_frequencies(bigrams)))
+        return cls(start, laplace_frequencies(bigrams))
 
     def predictive(self, symbols) -> np.ndarray:
         """Forecasts (B, T, V) (or (T, V)): ``startprob`` at t=0, then the row of x_{t-1}."""
