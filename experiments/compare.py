@@ -86,10 +86,14 @@ def writable_folder_problem(folder: Path) -> str | None:
         return f"cannot write the report to {str(folder)!r}: it is a file, not a folder"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+    except OSError as err:
+        return f"cannot write the report to {str(folder)!r}: cannot create it ({err.strerror})"
+    try:  # a named temporary file, as the report's atomic writes make
+        with tempfile.NamedTemporaryFile(dir=folder):
             pass
     except OSError as err:
-        return f"cannot write the report to {str(folder)!r}: {err.strerror or err}"
+        return (f"cannot write the report to {str(folder)!r}: cannot create files in it "
+                f"({err.strerror})")
     return None
 
 

@@ -386,3 +386,12 @@ def test_baselines_built_directly_are_validated_and_read_only():
     baseline = IIDBaseline([0.25, 0.75])
     assert not baseline.probs.flags.writeable
     np.testing.assert_array_equal(baseline.predictive([1, 0]), [[0.25, 0.75]] * 2)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_output_folder_that_takes_no_files_exits_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_cli().main(["--quick", "--out", "/proc"])
+    assert stop.value.code == 2
+    assert "cannot write the report to '/proc': cannot create files in it" in (
+        capsys.readouterr().err)
