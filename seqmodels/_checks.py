@@ -11,6 +11,9 @@ import numbers
 
 import numpy as np
 
+#: What every random function accepts as ``seed``.
+Seed = int | np.random.Generator | None
+
 #: Tolerance on a probability vector's sum.
 SUM_TOL = 1e-8
 
@@ -86,7 +89,7 @@ def check_real(name: str, value) -> float:
     return float(value)
 
 
-def as_generator(seed) -> np.random.Generator:
+def as_generator(seed: Seed) -> np.random.Generator:
     """``numpy.random.default_rng(seed)``, with a ``ValueError`` naming ``seed`` if it is refused.
 
     ``seed`` is an int ``>= 0``, a ``numpy.random.Generator`` (used as is) or None

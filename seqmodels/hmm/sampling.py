@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqmodels._checks import as_generator, check_count
-
-Seed = int | np.random.Generator | None
+from seqmodels._checks import Seed, as_generator, check_count
 
 # Sampling a chain is a loop over time. With fewer sequences than this, each is
 # cut into chunks so a step still touches about this many lanes and NumPy's

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import as_generator, as_symbol_batch, check_count
+from seqmodels._checks import Seed, as_generator, as_symbol_batch, check_count
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn.cells import (
     ACTIVATIONS,
@@ -31,7 +31,6 @@ from seqmodels.rnn.train import (
     train,
 )
 
-Seed = int | np.random.Generator | None
 TASKS = ("next", "labels")
 
 
