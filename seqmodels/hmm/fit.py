@@ -253,16 +253,18 @@ def _starting_model(batch: np.ndarray, n_states: int, n_symbols: int, rng: np.ra
                     init: str, window: int):
     """One restart's hmmlearn model: clustered windows or flat Dirichlet draws from ``rng``."""
     if init == "random":
-        return _initial_model(n_states, n_symbols, rng)
-    return _to_hmmlearn(window_init(batch, n_states, n_symbols, window, rng), rng)
+        initial = _dirichlet_model(n_states, n_symbols, rng)
+    else:
+        initial = window_init(batch, n_states, n_symbols, window, rng)
+    return _to_hmmlearn(initial, rng)
 
 
-def _initial_model(n_states: int, n_symbols: int, rng: np.random.Generator):
-    """A hmmlearn model with random parameters from ``rng`` that ``fit`` will not reset."""
+def _dirichlet_model(n_states: int, n_symbols: int, rng: np.random.Generator) -> HMM:
+    """Start and every row of ``transmat`` and ``emissionprob`` from a flat Dirichlet."""
     start = rng.dirichlet(np.ones(n_states))
     transmat = rng.dirichlet(np.ones(n_states), size=n_states)
     emissionprob = rng.dirichlet(np.ones(n_symbols), size=n_states)
-    return _to_hmmlearn(HMM(start, transmat, emissionprob), rng)
+    return HMM(start, transmat, emissionprob)
 
 
 def _to_hmmlearn(initial: HMM, rng: np.random.Generator):
