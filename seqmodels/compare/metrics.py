@@ -31,7 +31,11 @@ def symbol_log_probs(predictive: np.ndarray, symbols: np.ndarray) -> np.ndarray:
     numpy.ndarray, shape (B, T) or (T,)
         :math:`\\log p_{b,t}(x_{b,t})`.
     """
-    predictive, symbols = _forecasts_and_symbols(predictive, symbols)
+    return _log_probs_of(*_forecasts_and_symbols(predictive, symbols))
+
+
+def _log_probs_of(predictive: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """:func:`symbol_log_probs` on arrays already checked by :func:`_forecasts_and_symbols`."""
     chosen = np.take_along_axis(predictive, symbols[..., None], axis=-1)[..., 0]
     return np.log(np.maximum(chosen, PROB_FLOOR))
 
@@ -132,8 +136,10 @@ def prediction_metrics(predictive: np.ndarray, symbols: np.ndarray,
     if floor_predictive.shape != predictive.shape:
         raise ValueError(f"floor_predictive {floor_predictive.shape} and predictive "
                          f"{predictive.shape} differ in shape")
-    loss = sequence_log_loss(predictive, symbols)
-    excess, error = excess_with_error(loss, sequence_log_loss(floor_predictive, symbols))
+    # Checked once above: the per-sequence losses skip the public functions' checks.
+    loss = -_log_probs_of(predictive, symbols).mean(axis=-1)
+    floor_loss = -_log_probs_of(floor_predictive, symbols).mean(axis=-1)
+    excess, error = excess_with_error(loss, floor_loss)
     log_loss = float(loss.mean())
     return {"log_loss": log_loss, "excess": excess, "excess_se": error,
             "perplexity": float(np.exp(log_loss)), "kl": mean_kl(floor_predictive, predictive)}
