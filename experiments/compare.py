@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
-from seqmodels.compare.report import markdown_table, target_table
+from seqmodels.compare.report import markdown_table, metrics_table, target_table
 from seqmodels.dice import PRESETS
 
 DEFAULTS, QUICK = ComparisonConfig(), ComparisonConfig.quick()
@@ -105,11 +105,8 @@ def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
 
 def summary(result) -> str:
     """The concise table printed to the terminal."""
-    table = result.metrics[result.metrics.metric.isin(SUMMARY_METRICS)]
-    wide = table.pivot(index="model", columns="metric", values="value")
-    wide = wide.reindex(columns=[c for c in SUMMARY_METRICS if c in wide.columns])
-    wide = wide.reindex([x for x in result.metrics.model.unique() if x in wide.index])
-    return (markdown_table(wide.reset_index()) + "\n\n"
+    wide = metrics_table(result, result.metrics.model.unique(), SUMMARY_METRICS)
+    return (markdown_table(wide) + "\n\n"
             + markdown_table(target_table(result)))
 
 

@@ -61,7 +61,12 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _wide(result: ComparisonResult, models, columns) -> pd.DataFrame:
+def metrics_table(result: ComparisonResult, models, columns) -> pd.DataFrame:
+    """The metrics frame made wide: one row per model, one column per metric.
+
+    Rows follow ``models`` and columns ``columns``, each limited to what was
+    measured; a metric a model lacks is NaN.
+    """
     table = result.metrics[result.metrics.metric.isin(columns)
                            & result.metrics.model.isin(models)]
     wide = table.pivot(index="model", columns="metric", values="value")
@@ -107,7 +112,7 @@ def _sections(result: ComparisonResult) -> list[str]:
             "sequences (`excess_se`: its standard error over sequences); `kl` = mean "
             "KL(true forecast || model forecast). The supervised RNN forecasts dice, "
             "not faces, so it has no row here.",
-            _wide(result, [x for x in MODELS if x != "rnn_dice"], PREDICTION_METRICS)),
+            metrics_table(result, [x for x in MODELS if x != "rnn_dice"], PREDICTION_METRICS)),
         *_section(
             "Hidden dice",
             "Decoding accuracy. Causal: filter argmax (HMMs), the supervised RNN's argmax, "
@@ -115,13 +120,13 @@ def _sections(result: ComparisonResult) -> list[str]:
             "(fitted on the first half of the held-out sequences, scored on the second). "
             "Non-causal: smoothing argmax and Viterbi. `belief_kl` = mean KL(true belief "
             "|| model's belief). The true model is the ceiling of each column.",
-            _wide(result, decoders, decoding)),
+            metrics_table(result, decoders, decoding)),
         *_section(
             "Matrices",
             "Errors after `align_states` (Hungarian matching to the truth): max abs entry "
             "and mean total variation per row. `rnn_implied_hmm` is EM fitted to sequences "
             "sampled from the faces-only RNN: what the RNN learned, written as matrices.",
-            _wide(result, ["counted_hmm", "em_hmm", "rnn_implied_hmm"], MATRIX_METRICS)),
+            metrics_table(result, ["counted_hmm", "em_hmm", "rnn_implied_hmm"], MATRIX_METRICS)),
         f"![matrices]({FIGURES['matrices']})", "",
         *_section(
             "Belief probe",
