@@ -222,7 +222,25 @@ def fit_em(
     X, lengths = batch.reshape(-1, 1), np.full(batch.shape[0], batch.shape[1])
     runs = [_Run(_starting_model(batch, n_states, n_symbols, rng, init, window))
             for _ in range(n_restarts)]
-    with tqdm(total=n_restarts + n_finalists, desc="EM restarts", disable=not progress) as bar:
+    finalists = _screen_then_finish(runs, X, lengths, screen_iter, n_finalists, max_iter, tol,
+                                    progress)
+    models = [_to_hmm(run.model) for run in runs]
+    scores = [float(model.log_likelihood(batch).sum()) for model in models]
+    best = int(np.argmax(scores))
+    table = _restarts_frame(runs, scores, finalists, tol)
+    _log.info("fit_em: best restart %d of %d, log-likelihood %.4f", best, n_restarts, scores[best])
+    return EMFit(model=models[best], log_likelihood=scores[best], restarts=table)
+
+
+def _screen_then_finish(
+    runs: list[_Run], X: np.ndarray, lengths: np.ndarray, screen_iter: int, n_finalists: int,
+    max_iter: int, tol: float, progress: bool,
+) -> np.ndarray:
+    """Run every restart ``screen_iter`` iterations, then the best ``n_finalists`` to the end.
+
+    Returns the finalists' indices, best screened first (ties keep restart order).
+    """
+    with tqdm(total=len(runs) + n_finalists, desc="EM restarts", disable=not progress) as bar:
         for run in runs:
             run.advance(X, lengths, screen_iter, tol)
             bar.update()
@@ -233,20 +251,22 @@ def fit_em(
             if not run.converged(tol) and run.iterations < max_iter:
                 run.advance(X, lengths, max_iter - run.iterations, tol)
             bar.update()
-    models = [_to_hmm(run.model) for run in runs]
-    scores = [float(model.log_likelihood(batch).sum()) for model in models]
-    best = int(np.argmax(scores))
+    return finalists
+
+
+def _restarts_frame(runs: list[_Run], scores: list[float], finalists: np.ndarray,
+                    tol: float) -> pd.DataFrame:
+    """The :attr:`EMFit.restarts` table, one row per restart."""
     import pandas as pd  # deferred: importing pandas costs a few tenths of a second
 
-    table = pd.DataFrame({
-        "restart": np.arange(n_restarts),
+    restarts = np.arange(len(runs))
+    return pd.DataFrame({
+        "restart": restarts,
         "log_likelihood": scores,
         "iterations": [run.iterations for run in runs],
         "converged": [run.converged(tol) for run in runs],
-        "finalist": np.isin(np.arange(n_restarts), finalists),
+        "finalist": np.isin(restarts, finalists),
     })
-    _log.info("fit_em: best restart %d of %d, log-likelihood %.4f", best, n_restarts, scores[best])
-    return EMFit(model=models[best], log_likelihood=scores[best], restarts=table)
 
 
 def _starting_model(batch: np.ndarray, n_states: int, n_symbols: int, rng: np.random.Generator,
