@@ -18,9 +18,9 @@ Seed = int | np.random.Generator | None
 SUM_TOL = 1e-8
 
 
-def readonly(array: np.ndarray) -> np.ndarray:
-    """Return a read-only float64 copy of ``array``."""
-    out = np.array(array, dtype=np.float64, copy=True)
+def readonly(array: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Return a read-only copy of ``array`` as ``dtype`` (float64 unless told)."""
+    out = np.array(array, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
 

@@ -207,10 +207,8 @@ class DiceSample:
         if faces.min() < 1 or faces.max() > self.spec.n_symbols:
             raise ValueError(f"faces must lie in 1..{self.spec.n_symbols}")
         self._check_faces_fit_dice(dice, faces)
-        for name, array in (("dice", dice), ("faces", faces)):
-            array = np.array(array, dtype=np.int64)
-            array.setflags(write=False)
-            object.__setattr__(self, name, array)
+        object.__setattr__(self, "dice", readonly(dice, np.int64))
+        object.__setattr__(self, "faces", readonly(faces, np.int64))
 
     def _check_faces_fit_dice(self, dice: np.ndarray, faces: np.ndarray) -> None:
         """Refuse a face past the thrown die's own faces (a 7 on a D6 in a D8 model)."""
