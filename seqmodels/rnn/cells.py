@@ -120,10 +120,14 @@ class Workspace:
         self.row = np.empty((batch, n_hidden), dtype)
 
 
+def input_table(params: FlatParameters) -> np.ndarray:
+    """``W_input + b``, (V, H): row ``v`` is ``e_v @ W_input + b``, the drive of symbol ``v``."""
+    return params["W_input"] + params["b"]
+
+
 def gather_drive(params: FlatParameters, symbols_tm: np.ndarray, out: np.ndarray) -> None:
     """One-hot inputs as a row gather: ``out[t, i] = W_input[symbols_tm[t, i]] + b``."""
-    table = params["W_input"] + params["b"]
-    np.take(table, symbols_tm, axis=0, out=out)
+    np.take(input_table(params), symbols_tm, axis=0, out=out)
 
 
 def run_recurrence(drive: np.ndarray, W_state: np.ndarray, states: np.ndarray,

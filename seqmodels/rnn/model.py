@@ -17,6 +17,8 @@ from seqmodels.rnn.cells import (
     OUTPUTS,
     PARAM_NAMES,
     FlatParameters,
+    gather_drive,
+    input_table,
     log_proba,
     mean_log_loss,
     param_shapes,
@@ -202,6 +204,10 @@ class ElmanRNN:
             the input (a single sequence gives (T, H) and (T, n_outputs)).
         """
         drive_tm, single = self._drive(inputs)
+        return self._forward_drive(drive_tm, single, state0)
+
+    def _forward_drive(self, drive_tm: np.ndarray, single: bool, state0) -> ForwardResult:
+        """:meth:`forward` from the time-major drive ``x_t @ W_input + b``, (T, B, H)."""
         length, n_seq, _ = drive_tm.shape
         states = np.empty((length + 1, n_seq, self.n_hidden), self.dtype)
         states[0] = self._initial_state(state0, n_seq)
@@ -217,8 +223,7 @@ class ElmanRNN:
         array = np.asarray(inputs)
         if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
             batch, single = as_symbol_batch(array, self.n_inputs, "inputs")
-            table = self._params["W_input"] + self._params["b"]
-            return np.take(table, batch.T, axis=0), single
+            return self._symbol_drive(batch), single
         if not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"inputs must be integer symbols or real numbers, got {array.dtype}")
         if array.ndim not in (2, 3) or array.shape[-1] != self.n_inputs or array.size == 0:
@@ -231,6 +236,12 @@ class ElmanRNN:
         drive = batch.transpose(1, 0, 2).astype(self.dtype) @ self._params["W_input"]
         return drive + self._params["b"], single
 
+    def _symbol_drive(self, batch: np.ndarray) -> np.ndarray:
+        """The drive of a checked (B, T) symbol batch, time-major (T, B, H)."""
+        drive = np.empty((batch.shape[1], batch.shape[0], self.n_hidden), self.dtype)
+        gather_drive(self._params, batch.T, drive)
+        return drive
+
     def _initial_state(self, state0, n_seq: int) -> np.ndarray:
         if state0 is None:
             return np.zeros((n_seq, self.n_hidden), self.dtype)
@@ -242,10 +253,11 @@ class ElmanRNN:
 
     # ------------------------------------------------------------------ predictions
 
+    @_single_threaded
     def hidden_states(self, symbols) -> np.ndarray:
         """States after reading ``x_0..x_t`` from a zero state: (B, T, H) or (T, H)."""
         batch, single = as_symbol_batch(symbols, self.n_inputs)
-        return self.forward(batch[0] if single else batch).states
+        return self._forward_drive(self._symbol_drive(batch), single, None).states
 
     @_single_threaded
     def predict_proba(self, symbols) -> np.ndarray:
@@ -395,7 +407,7 @@ class ElmanRNN:
         rng = as_generator(seed)
         uniforms = rng.random((length, n_sequences, 1))
         params = self._params
-        table = params["W_input"] + params["b"]
+        table = input_table(params)
         state = np.zeros((n_sequences, self.n_hidden), self.dtype)
         drawn = np.empty((length, n_sequences), np.int64)
         for t in range(length):
