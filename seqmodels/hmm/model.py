@@ -158,16 +158,21 @@ class HMM:
             sequence and the step).
         """
         batch, single = as_symbol_batch(symbols, self.n_symbols)
-        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
-        beliefs, predicted, scales = inference.forward(
-            self.startprob, self.transmat, likelihoods, batch
-        )
+        _, beliefs, predicted, scales = self._forward(batch)
         predictive = predicted @ self.emissionprob
         result = FilterResult(
             beliefs=_batch_major(beliefs), predictive=_batch_major(predictive),
             log_likelihood=np.log(scales).sum(axis=0),
         )
         return result.first() if single else result
+
+    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Emission likelihoods, then beliefs, predicted states and scales (all time-major).
+
+        The shared first half of :meth:`filter` and :meth:`smooth`, on a validated batch.
+        """
+        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
+        return likelihoods, *inference.forward(self.startprob, self.transmat, likelihoods, batch)
 
     def log_likelihood(self, symbols) -> np.ndarray:
         """:math:`\\log P(x_0..x_{T-1})` of each sequence, shape (B,) (0-d for a (T,) input).
@@ -186,8 +191,7 @@ class HMM:
         input. Same errors as :meth:`filter`.
         """
         batch, single = as_symbol_batch(symbols, self.n_symbols)
-        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
-        beliefs, _, scales = inference.forward(self.startprob, self.transmat, likelihoods, batch)
+        likelihoods, beliefs, _, scales = self._forward(batch)
         posterior = _batch_major(inference.smooth(self.transmat, likelihoods, beliefs, scales))
         return posterior[0] if single else posterior
 
