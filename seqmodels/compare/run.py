@@ -134,13 +134,14 @@ def _rnn_fit_kwargs(config: ComparisonConfig, epochs: int, seed, progress: bool)
                 patience=config.rnn_patience, seed=seed, progress=progress)
 
 
-def _matrix_rows(model: str, hmm: HMM) -> list[dict]:
-    rows = []
-    for matrix, values in (("transmat", hmm.transmat), ("emission", hmm.emissionprob)):
-        for (i, j), value in np.ndenumerate(values):
-            rows.append({"model": model, "matrix": matrix, "row": i, "col": j,
-                         "value": float(value)})
-    return rows
+def _matrices_frame(hmms: dict[str, HMM]) -> pd.DataFrame:
+    """Every entry of each HMM's transition and emission matrices, one row each."""
+    return pd.DataFrame([
+        {"model": model, "matrix": matrix, "row": i, "col": j, "value": float(value)}
+        for model, hmm in hmms.items()
+        for matrix, values in (("transmat", hmm.transmat), ("emission", hmm.emissionprob))
+        for (i, j), value in np.ndenumerate(values)
+    ])
 
 
 def _hmm_metrics(hmm: HMM, test: DiceSample, floor) -> dict[str, float]:
@@ -189,6 +190,35 @@ def _probe_metrics(hidden: np.ndarray, untrained: np.ndarray, test: DiceSample, 
                                             n_states),
     }
     return out, probed.reshape(test.n_sequences - half, test.length, n_states)
+
+
+def _rnn_metrics(rnn: ElmanRNN, decoder: ElmanRNN, test: DiceSample, floor,
+                 streams) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """Both RNNs measured on the held-out sequences.
+
+    ``rnn_faces``: prediction metrics and the belief probe (:func:`_probe_metrics`,
+    with an untrained network of the same size as its control); ``rnn_dice``: the
+    decoder's causal accuracy and belief KL. Also returns the probed beliefs.
+    """
+    faces = m.prediction_metrics(rnn.predict_proba(test.symbols), test.symbols,
+                                 floor.predictive)
+    decoded = decoder.predict_proba(test.symbols)
+    dice = {"accuracy_causal": m.accuracy(decoded.argmax(-1), test.dice),
+            "belief_kl": m.mean_kl(floor.beliefs, decoded)}
+    untrained = ElmanRNN(rnn.n_inputs, rnn.n_hidden, rnn.n_outputs, seed=streams["untrained"])
+    probe, probed = _probe_metrics(rnn.hidden_states(test.symbols),
+                                   untrained.hidden_states(test.symbols), test, floor,
+                                   streams["shuffle"])
+    return {"rnn_faces": {**faces, **probe}, "rnn_dice": dice}, probed
+
+
+def _fit_implied_hmm(rnn: ElmanRNN, truth: HMM, config: ComparisonConfig, streams,
+                     progress: bool) -> tuple[HMM, pd.DataFrame]:
+    """EM (one finalist) on sequences sampled from the faces-only RNN, aligned to the truth."""
+    sampled = rnn.sample(config.implied_sequences, config.implied_length,
+                         seed=streams["rnn_sample"])
+    return _fit_em_aligned(sampled, truth, config.implied_restarts, 1, streams["em_implied"],
+                           progress)
 
 
 def _belief_trace(test: DiceSample, floor, probed: np.ndarray, steps: int) -> pd.DataFrame:
@@ -398,21 +428,10 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
         rnn, decoder, validation_rows = _fit_rnns(config, train, n_states, streams, progress,
                                                   clock)
         with clock.stage("RNN metrics and belief probe"):
-            results["rnn_faces"] = m.prediction_metrics(rnn.predict_proba(test.symbols),
-                                                        test.symbols, floor.predictive)
-            decoded = decoder.predict_proba(test.symbols)
-            results["rnn_dice"] = {"accuracy_causal": m.accuracy(decoded.argmax(-1), test.dice),
-                                   "belief_kl": m.mean_kl(floor.beliefs, decoded)}
-            untrained = ElmanRNN(n_symbols, config.hidden, n_symbols, seed=streams["untrained"])
-            probe, probed = _probe_metrics(rnn.hidden_states(test.symbols),
-                                           untrained.hidden_states(test.symbols), test, floor,
-                                           streams["shuffle"])
-            results["rnn_faces"].update(probe)
+            rnn_results, probed = _rnn_metrics(rnn, decoder, test, floor, streams)
+            results.update(rnn_results)
         with clock.stage("RNN-implied HMM"):
-            sampled = rnn.sample(config.implied_sequences, config.implied_length,
-                                 seed=streams["rnn_sample"])
-            implied, implied_restarts = _fit_em_aligned(sampled, truth, config.implied_restarts,
-                                                        1, streams["em_implied"], progress)
+            implied, implied_restarts = _fit_implied_hmm(rnn, truth, config, streams, progress)
             results["rnn_implied_hmm"] = {**_hmm_metrics(implied, test, floor),
                                           **m.matrix_errors(implied, truth)}
         with clock.stage("waiting for the EM HMM" if n_jobs > 1 else "EM HMM (inline)"):
@@ -420,9 +439,8 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
     clock.seconds["EM HMM fit"] = em_seconds
     results["em_hmm"] = {**_hmm_metrics(em, test, floor), **m.matrix_errors(em, truth)}
     clock.seconds["total (wall)"] = time.perf_counter() - start
-    matrices = pd.DataFrame([row for name, hmm in (("true", truth), ("counted_hmm", counted),
-                                                  ("em_hmm", em), ("rnn_implied_hmm", implied))
-                             for row in _matrix_rows(name, hmm)])
+    matrices = _matrices_frame({"true": truth, "counted_hmm": counted, "em_hmm": em,
+                                "rnn_implied_hmm": implied})
     restarts = pd.concat([em_restarts.assign(fit="em_hmm"),
                           implied_restarts.assign(fit="rnn_implied_hmm")], ignore_index=True)
     return ComparisonResult(
