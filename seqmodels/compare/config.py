@@ -20,9 +20,8 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
 }
 
 _COUNTS = ("n_train", "n_test", "length", "hidden", "epochs", "restarts", "em_finalists",
-           "dice_epochs",
-           "rnn_batch_size", "implied_sequences", "implied_restarts", "implied_length",
-           "trace_steps")
+           "dice_epochs", "rnn_batch_size", "rnn_patience", "implied_sequences",
+           "implied_restarts", "implied_length", "trace_steps")
 _POSITIVE_FLOATS = ("rnn_lr", "rnn_clip")
 
 
@@ -87,7 +86,6 @@ class ComparisonConfig:
             )
         for name in _COUNTS:
             check_count(name, getattr(self, name))
-        check_count("rnn_patience", self.rnn_patience)
         check_count("seed", self.seed, minimum=0)
         for name in _POSITIVE_FLOATS:
             value = check_real(name, getattr(self, name))
