@@ -31,6 +31,7 @@ from hmmlearn.hmm import CategoricalHMM
 
 from seqmodels.dice import loaded_dice
 from seqmodels.hmm import HMM, fit_em
+from seqmodels.hmm.model import hmmlearn_input
 
 LENGTH = 500
 FIT_SHAPE, QUICK_FIT_SHAPE = (200, 500), (50, 500)
@@ -40,7 +41,7 @@ TOL, MAX_ITER = 1e-2, 1000
 
 def compare_likelihood(model: HMM, symbols: np.ndarray, repeats: int) -> float:
     reference = model.to_hmmlearn()
-    X, lengths = symbols.reshape(-1, 1), np.full(symbols.shape[0], symbols.shape[1])
+    X, lengths = hmmlearn_input(symbols)
     ours, theirs = model.log_likelihood(symbols).sum(), reference.score(X, lengths)
     if abs(ours - theirs) > 1e-9 * abs(theirs):
         raise AssertionError(f"log-likelihoods differ: {ours!r} vs {theirs!r}")
@@ -54,7 +55,7 @@ def compare_likelihood(model: HMM, symbols: np.ndarray, repeats: int) -> float:
 
 def compare_viterbi(model: HMM, symbols: np.ndarray, repeats: int) -> float:
     reference = model.to_hmmlearn()
-    X, lengths = symbols.reshape(-1, 1), np.full(symbols.shape[0], symbols.shape[1])
+    X, lengths = hmmlearn_input(symbols)
     (paths, log_prob), (theirs, their_paths) = model.viterbi(symbols), reference.decode(X, lengths)
     if not np.array_equal(paths.ravel(), their_paths):
         raise AssertionError("Viterbi paths differ from hmmlearn's")
@@ -70,7 +71,7 @@ def compare_viterbi(model: HMM, symbols: np.ndarray, repeats: int) -> float:
 
 def plain_restarts(symbols: np.ndarray, n_states: int, n_symbols: int) -> tuple[float, int]:
     """Best total log-likelihood of plain hmmlearn restarts run to convergence, and iterations."""
-    X, lengths = symbols.reshape(-1, 1), np.full(symbols.shape[0], symbols.shape[1])
+    X, lengths = hmmlearn_input(symbols)
     best, iterations = -np.inf, 0
     for restart in range(N_RESTARTS):
         model = CategoricalHMM(

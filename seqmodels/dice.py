@@ -19,6 +19,7 @@ import numpy as np
 from seqmodels._checks import as_generator, check_count, check_probabilities, check_real, readonly
 from seqmodels._io import load_npz, save_npz
 from seqmodels.hmm import HMM, Seed, sample_chain, stationary_distribution
+from seqmodels.hmm.model import hmmlearn_input
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -249,7 +250,7 @@ class DiceSample:
         lengths : numpy.ndarray of int64, shape (B,)
             Each sequence's length.
         """
-        return self.symbols.reshape(-1, 1), np.full(self.n_sequences, self.length)
+        return hmmlearn_input(self.symbols)
 
     def to_frame(self) -> pd.DataFrame:
         """A tidy frame, one row per throw: sequence, t, die, die_name, face."""

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqmodels._checks import as_generator, as_symbol_batch, check_count, check_real
-from seqmodels.hmm.model import HMM
+from seqmodels.hmm.model import HMM, hmmlearn_input
 from seqmodels.hmm.sampling import Seed
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def fit_em(
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol}")
     rng = as_generator(seed)
-    X, lengths = batch.reshape(-1, 1), np.full(batch.shape[0], batch.shape[1])
+    X, lengths = hmmlearn_input(batch)
     runs = [_Run(_starting_model(batch, n_states, n_symbols, rng, init, window))
             for _ in range(n_restarts)]
     finalists = _screen_then_finish(runs, X, lengths, screen_iter, n_finalists, max_iter, tol,

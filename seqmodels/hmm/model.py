@@ -321,6 +321,19 @@ class HMM:
         return k
 
 
+def hmmlearn_input(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(B, T)`` batch in hmmlearn's layout.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (B * T, 1)
+        The rows concatenated.
+    lengths : numpy.ndarray of int, shape (B,)
+        Every entry ``T``.
+    """
+    return batch.reshape(-1, 1), np.full(batch.shape[0], batch.shape[1])
+
+
 def stationary_distribution(transmat) -> np.ndarray:
     """Stationary distribution ``p`` of a row-stochastic ``transmat`` (K, K): ``p A = p``.
 
