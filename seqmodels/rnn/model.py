@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import Seed, as_generator, as_symbol_batch, check_count
+from seqmodels._checks import Seed, as_generator, as_symbol_batch, check_count, check_real
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn.cells import (
     ACTIVATIONS,
@@ -479,16 +478,15 @@ def _finite_array(name: str, value) -> np.ndarray:
 def _positive(name: str, value, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not np.isfinite(value) or value <= 0):
+    number = check_real(name, value)
+    if not 0.0 < number < np.inf:  # NaN fails too
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+    return number
 
 
 def _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience,
                   progress) -> FitSettings:
-    if (isinstance(validation, bool) or not isinstance(validation, numbers.Real)
-            or not 0.0 <= validation < 1.0):
+    if not 0.0 <= check_real("validation", validation) < 1.0:
         raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
     return FitSettings(
         epochs=check_count("epochs", epochs),
