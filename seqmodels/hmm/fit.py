@@ -80,13 +80,8 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
             f"{np.shape(symbols)}"
         )
     start = np.bincount(states[:, 0], minlength=n_states) + pseudocount
-    pairs = states[:, :-1] * n_states + states[:, 1:]
-    transitions = np.bincount(pairs.ravel(), minlength=n_states**2).reshape(n_states, n_states)
-    emitted = states * n_symbols + visible
-    emissions = np.bincount(emitted.ravel(), minlength=n_states * n_symbols)
-    emissions = emissions.reshape(n_states, n_symbols)
-    transitions = transitions + pseudocount
-    emissions = emissions + pseudocount
+    transitions = _pair_counts(states[:, :-1], states[:, 1:], n_states, n_states) + pseudocount
+    emissions = _pair_counts(states, visible, n_states, n_symbols) + pseudocount
     _require_data("transmat", transitions, "never left (no transition out of it)")
     _require_data("emissionprob", emissions, "never visited")
     return HMM(
@@ -94,6 +89,12 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
         transitions / transitions.sum(axis=1, keepdims=True),
         emissions / emissions.sum(axis=1, keepdims=True),
     )
+
+
+def _pair_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """Co-occurrence counts (n_rows, n_columns): ``[i, j] = #{rows == i and columns == j}``."""
+    flat = np.bincount((rows * n_columns + columns).ravel(), minlength=n_rows * n_columns)
+    return flat.reshape(n_rows, n_columns)
 
 
 def _require_data(name: str, counts: np.ndarray, what: str) -> None:
