@@ -267,6 +267,8 @@ def train(params: FlatParameters, activation: str, task: str, symbols: np.ndarra
     stops. In every case the best parameters seen are restored at the end.
     """
     train_rows, val_rows = split_validation(symbols.shape[0], settings.validation, rng)
+    train_inputs, train_targets = symbols[train_rows], targets[train_rows]
+    val_inputs, val_targets = symbols[val_rows], targets[val_rows]
     trainer = _Trainer(params, activation, task, settings)
     records: list[tuple[int, float, float, float]] = []
     since_best = 0
@@ -275,8 +277,8 @@ def train(params: FlatParameters, activation: str, task: str, symbols: np.ndarra
     try:
         for epoch in bar:
             began = time.perf_counter()
-            train_loss = trainer.run_epoch(symbols[train_rows], targets[train_rows], rng)
-            val_loss = trainer.validation_loss(symbols[val_rows], targets[val_rows])
+            train_loss = trainer.run_epoch(train_inputs, train_targets, rng)
+            val_loss = trainer.validation_loss(val_inputs, val_targets)
             records.append((epoch, train_loss, val_loss, time.perf_counter() - began))
             bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             monitored = val_loss if val_rows.size else train_loss
