@@ -138,16 +138,15 @@ def _sample_states(
         return states.T.copy()
     n_chunks = _chunk_count(n_sequences, n_transitions)
     chunk_len = -(-n_transitions // n_chunks)
-    # Lanes are (start state, sequence * chunk): the real start when C == 1.
+    # Lanes are (start state, sequence * chunk); ``start`` picks a lane's run for a sequence.
     n_lanes = n_sequences * n_chunks
-    if n_chunks == 1:
-        current = first[None, :].copy()
-    else:
-        current = np.repeat(np.arange(n_states)[:, None], n_lanes, axis=1)
+    if n_chunks == 1:  # one run per sequence, from its real start
+        current, start = first[None, :].copy(), np.zeros(n_sequences, dtype=np.int64)
+    else:  # every chunk from every start state, coupled by shared uniforms
+        current, start = np.repeat(np.arange(n_states)[:, None], n_lanes, axis=1), first
     uniforms = rng.random((chunk_len, n_lanes))
     runs = _run_lanes(_cumulative(transmat), current, uniforms)
 
-    start = first if n_chunks > 1 else np.zeros(n_sequences, dtype=np.int64)
     lanes = np.arange(n_sequences) * n_chunks
     filled = 1
     for chunk in range(n_chunks):
