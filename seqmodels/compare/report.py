@@ -91,8 +91,8 @@ def _section(title: str, text: str, table: pd.DataFrame | None = None) -> list[s
     return [*lines, markdown_table(table), ""] if table is not None else lines
 
 
-def _target_note(result: ComparisonResult) -> str:
-    met = (target_table(result).met == "yes").sum()
+def _target_note(result: ComparisonResult, targets: pd.DataFrame) -> str:
+    met = (targets.met == "yes").sum()
     note = (f"Set for `loaded_dice` at the default settings (issue 5). This run met {met} of "
             f"{len(TARGETS)}.")
     if result.config != ComparisonConfig():
@@ -104,8 +104,9 @@ def _sections(result: ComparisonResult) -> list[str]:
     metrics = result.metrics
     decoding = ("accuracy_causal", "accuracy_smoothed", "accuracy_viterbi", "belief_kl")
     decoders = [*HMM_MODELS, "rnn_dice", "rnn_faces"]
+    targets = target_table(result)
     return [
-        *_section("Targets", _target_note(result), target_table(result)),
+        *_section("Targets", _target_note(result, targets), targets),
         *_section(
             "Prediction (held-out faces)",
             "Log-loss in nats per symbol; `excess` = model minus true model on the same "
