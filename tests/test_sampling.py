@@ -276,14 +276,15 @@ def test_extreme_uniforms_draw_only_possible_outcomes(preset, n_sequences):
     spec = PRESETS[preset]()
     top = spec.sample(n_sequences, 20, seed=_ConstantUniforms(np.nextafter(1.0, 0.0)))
     bottom = spec.sample(n_sequences, 20, seed=_ConstantUniforms(0.0))
-    for sample, pick in ((top, np.flatnonzero), (bottom, np.flatnonzero)):
-        index = -1 if sample is top else 0
-        first = pick(spec.startprob)[index]
+    for sample, index in ((top, -1), (bottom, 0)):  # last / first positive entry
+        first = np.flatnonzero(spec.startprob)[index]
         assert np.all(sample.dice[:, 0] == first)
         for t in range(1, 20):
-            expected = [pick(spec.transmat[k])[index] for k in sample.dice[:, t - 1]]
+            expected = [np.flatnonzero(spec.transmat[k])[index] for k in sample.dice[:, t - 1]]
             assert np.array_equal(sample.dice[:, t], expected)
-        expected_faces = [pick(spec.emissionprob[k])[index] + 1 for k in sample.dice.ravel()]
+        expected_faces = [
+            np.flatnonzero(spec.emissionprob[k])[index] + 1 for k in sample.dice.ravel()
+        ]
         assert np.array_equal(sample.faces.ravel(), expected_faces)
 
 
