@@ -217,9 +217,10 @@ def test_early_stopping_keeps_the_best_validation_parameters():
     model = ElmanRNN(8, 6, 8, seed=0).fit(symbols, epochs=12, batch_size=5, lr=0.2,
                                           validation=0.2, patience=3, seed=9, progress=False)
     _, val_rows = split_validation(30, 0.2, np.random.default_rng(9))
+    np.testing.assert_array_equal(model.validation_rows, val_rows)
     assert list(model.history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
-    assert model.score(symbols[val_rows]) == pytest.approx(model.history.val_loss.min(),
-                                                           abs=1e-12)
+    assert model.score(symbols[model.validation_rows]) == pytest.approx(
+        model.history.val_loss.min(), abs=1e-12)
 
 
 def test_truncated_bptt_of_the_whole_length_is_full_bptt():
@@ -282,6 +283,8 @@ def test_save_load_round_trip(tmp_path, dtype):
     np.testing.assert_array_equal(loaded.predict_proba(sample.symbols),
                                   model.predict_proba(sample.symbols))
     np.testing.assert_array_equal(loaded.history.to_numpy(), model.history.to_numpy())
+    assert model.validation_rows.size == 1  # validation=0.1 of 10 sequences
+    np.testing.assert_array_equal(loaded.validation_rows, model.validation_rows)
 
 
 # ---------------------------------------------------------------------- bad input

@@ -24,7 +24,6 @@ from seqmodels.compare.config import ComparisonConfig
 from seqmodels.dice import PRESETS, DiceSample
 from seqmodels.hmm import HMM, align_states, fit_counts, fit_em
 from seqmodels.rnn import ElmanRNN
-from seqmodels.rnn.train import split_validation
 
 logger = logging.getLogger(__name__)
 
@@ -312,22 +311,6 @@ def _timed_em_fit(symbols, truth: HMM, restarts: int, finalists: int, seed,
     return aligned, table, time.perf_counter() - start
 
 
-def _validation_rows(rnn: ElmanRNN, symbols: np.ndarray, fraction: float,
-                     fit_seed: int) -> np.ndarray | None:
-    """The training sequences ``rnn.fit`` validated on, rebuilt; None if that fails.
-
-    ``fit`` draws its split first, with ``split_validation`` on
-    ``default_rng(seed)``. The rebuilt rows are trusted only if the trained
-    model's loss on them equals the best validation loss in its history (the
-    parameters it kept), so a change inside ``fit`` cannot go unnoticed.
-    """
-    rows = split_validation(symbols.shape[0], fraction, np.random.default_rng(fit_seed))[1]
-    if rows.size == 0 or rnn.history.empty:
-        return None
-    same = np.isclose(rnn.score(symbols[rows]), rnn.history.val_loss.min(), rtol=1e-9, atol=0)
-    return rows if same else None
-
-
 def _learning_references(rows: np.ndarray | None, train: DiceSample, test: DiceSample,
                          models: dict[str, HMM]) -> pd.DataFrame:
     """Each HMM's log-loss on the RNN's validation sequences (or, failing that, the test set)."""
@@ -342,13 +325,13 @@ def _learning_references(rows: np.ndarray | None, train: DiceSample, test: DiceS
 def _fit_rnns(config: ComparisonConfig, train: DiceSample, n_states: int, streams,
               progress: bool, clock: _Stopwatch) -> tuple[ElmanRNN, ElmanRNN, np.ndarray | None]:
     """The faces-only next-symbol RNN, the supervised dice decoder, and the former's
-    validation rows (see :func:`_validation_rows`)."""
+    validation rows (None when it held none out)."""
     n_symbols = train.spec.n_symbols
     with clock.stage("RNN on faces"):
         rnn = ElmanRNN(n_symbols, config.hidden, n_symbols, seed=streams["rnn_faces"])
         fit_seed = int(streams["rnn_faces"].integers(2**63))
         rnn.fit(train.symbols, **_rnn_fit_kwargs(config, config.epochs, fit_seed, progress))
-        rows = _validation_rows(rnn, train.symbols, config.rnn_validation, fit_seed)
+        rows = rnn.validation_rows if rnn.validation_rows.size else None
     with clock.stage("RNN on dice"):
         decoder = ElmanRNN(n_symbols, config.hidden, n_states, seed=streams["rnn_dice"])
         decoder.fit(train.symbols, train.dice,

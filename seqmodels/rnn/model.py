@@ -29,6 +29,7 @@ from seqmodels.rnn.train import (
     FitSettings,
     TrainingDivergedError,
     history_frame,
+    split_validation,
     train,
 )
 
@@ -108,6 +109,9 @@ class ElmanRNN:
         What the softmax outputs mean; set by :meth:`fit`, ``"next"`` until then.
     history : pandas.DataFrame
         Columns epoch, train_loss, val_loss, seconds of the last :meth:`fit`.
+    validation_rows : numpy.ndarray of int64
+        Which sequences (rows of the symbols) the last :meth:`fit` held out for
+        validation and early stopping; empty before fitting or with ``validation=0``.
     """
 
     W_state = _parameter("W_state")
@@ -125,6 +129,7 @@ class ElmanRNN:
         self._params = FlatParameters(shapes, _float_dtype(dtype))
         self.task = "next"
         self.history = history_frame([])
+        self.validation_rows = np.arange(0)
         rng = as_generator(seed)
         bound = 1.0 / np.sqrt(n_hidden)
         for name in ("W_state", "W_input", "b", "W_output"):
@@ -356,7 +361,7 @@ class ElmanRNN:
         Returns
         -------
         ElmanRNN
-            ``self``, with ``task`` and ``history`` set.
+            ``self``, with ``task``, ``history`` and ``validation_rows`` set.
 
         Raises
         ------
@@ -374,10 +379,11 @@ class ElmanRNN:
         settings = _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience,
                                  progress)
         rng = as_generator(seed)  # before any change to the model: a bad seed changes nothing
+        self.validation_rows = split_validation(batch.shape[0], settings.validation, rng)[1]
         self.task = task
         try:
             self.history = train(self._params, self.activation, task, batch, targets, settings,
-                                 rng)
+                                 self.validation_rows, rng)
         except TrainingDivergedError as err:
             self.history = err.history
             raise
@@ -426,6 +432,7 @@ class ElmanRNN:
     def save(self, path: str | os.PathLike) -> os.PathLike:
         """Save parameters, settings, task and history (.npz + JSON, atomic); return the path."""
         arrays = {name: self._params[name] for name in PARAM_NAMES}
+        arrays["validation_rows"] = self.validation_rows
         history = {column: self.history[column].tolist() for column in HISTORY_COLUMNS}
         metadata = {"activation": self.activation, "output": self.output,
                     "dtype": self.dtype.name, "task": self.task, "history": history}
@@ -441,6 +448,8 @@ class ElmanRNN:
                                     dtype=meta["dtype"])
             model.task = _choice("task", meta["task"], TASKS)
             model.history = history_frame(meta["history"])
+            model.validation_rows = np.asarray(arrays.get("validation_rows", np.arange(0)),
+                                               dtype=np.int64)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is a corrupt ElmanRNN: {err}") from None
         return model

@@ -259,14 +259,17 @@ class _Trainer:
 
 
 def train(params: FlatParameters, activation: str, task: str, symbols: np.ndarray,
-          targets: np.ndarray, settings: FitSettings, rng: np.random.Generator) -> pd.DataFrame:
+          targets: np.ndarray, settings: FitSettings, val_rows: np.ndarray,
+          rng: np.random.Generator) -> pd.DataFrame:
     """Fit ``params`` in place; return the history (epoch, train_loss, val_loss, seconds).
 
-    Early stopping watches the validation loss (the training loss when
-    ``validation=0``): after ``patience`` epochs without a new best, training
-    stops. In every case the best parameters seen are restored at the end.
+    ``val_rows`` are the sequences held out for validation (from
+    :func:`split_validation`), the rest are trained on. Early stopping watches
+    the validation loss (the training loss when there are no validation rows):
+    after ``patience`` epochs without a new best, training stops. In every case
+    the best parameters seen are restored at the end.
     """
-    train_rows, val_rows = split_validation(symbols.shape[0], settings.validation, rng)
+    train_rows = np.setdiff1d(np.arange(symbols.shape[0]), val_rows)
     train_inputs, train_targets = symbols[train_rows], targets[train_rows]
     val_inputs, val_targets = symbols[val_rows], targets[val_rows]
     trainer = _Trainer(params, activation, task, settings)
