@@ -8,6 +8,8 @@ a ``ValueError`` that names the argument and what was wrong, never an
 from __future__ import annotations
 
 import numbers
+import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,37 +105,13 @@ def as_generator(seed: Seed) -> np.random.Generator:
         ) from None
 
 
-def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.ndarray, bool]:
-    """Validate integer symbols and return them as a ``(B, T)`` int64 batch.
-
-    Parameters
-    ----------
-    symbols : array_like of int
-        Shape ``(T,)`` for one sequence or ``(B, T)`` for a batch, values in
-        ``[0, n_symbols)``.
-    n_symbols : int
-        Size of the alphabet.
-    name : str
-        The argument's name, used in error messages.
-
-    Returns
-    -------
-    batch : numpy.ndarray of int64, shape (B, T)
-    single : bool
-        True when the input was one ``(T,)`` sequence, so callers can return the
-        same rank they were given.
-    """
-    try:
-        array = np.asarray(symbols)
-    except ValueError as err:  # ragged nested lists
-        raise ValueError(f"{name} must be a rectangular array: {err}") from None
+def _symbol_values(array: np.ndarray, n_symbols: int, name: str) -> np.ndarray:
+    """Check that a non-empty array holds integer symbols in ``[0, n_symbols)``; int64 copy."""
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
         or array.dtype == bool
     ):
         raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
-    if array.ndim not in (1, 2):
-        raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {array.shape}")
     if array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
     if np.issubdtype(array.dtype, np.floating):
@@ -147,6 +125,250 @@ def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.
     if low < 0 or high >= n_symbols:
         bad = low if low < 0 else high
         raise ValueError(f"{name} has symbol {bad}, outside the allowed range [0, {n_symbols})")
-    batch = np.asarray(array, dtype=np.int64)
+    return np.asarray(array, dtype=np.int64)
+
+
+def _refuse_masked(symbols, name: str) -> None:
+    if isinstance(symbols, np.ma.MaskedArray):
+        raise ValueError(f"{name} is a masked array; missing observations are not supported: "
+                         "pass the observed sequences (a list of 1-D arrays may differ in length)")
+
+
+def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.ndarray, bool]:
+    """Validate integer symbols and return them as a ``(B, T)`` int64 batch.
+
+    Parameters
+    ----------
+    symbols : array_like of int
+        Shape ``(T,)`` for one sequence or ``(B, T)`` for a batch, values in
+        ``[0, n_symbols)``. Sequences of different lengths go through
+        :func:`as_sequences` instead.
+    n_symbols : int
+        Size of the alphabet.
+    name : str
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    batch : numpy.ndarray of int64, shape (B, T)
+    single : bool
+        True when the input was one ``(T,)`` sequence, so callers can return the
+        same rank they were given.
+    """
+    _refuse_masked(symbols, name)
+    try:
+        array = np.asarray(symbols)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array: {err}") from None
+    if array.ndim not in (1, 2):
+        raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {array.shape}")
+    batch = _symbol_values(array, n_symbols, name)
     single = batch.ndim == 1
     return (batch[None, :] if single else batch), single
+
+
+#: The symbol stored past a sequence's end in a padded batch: a valid symbol, so
+#: gathers stay in range; every pass stops at each sequence's length.
+PAD_SYMBOL = 0
+
+
+@dataclass(frozen=True)
+class SymbolBatch:
+    """Validated sequences of possibly different lengths, padded to one rectangle.
+
+    Attributes
+    ----------
+    symbols : numpy.ndarray of int64, shape (B, T)
+        ``T`` is the longest length; steps ``t >= lengths[b]`` hold
+        :data:`PAD_SYMBOL` and mean nothing.
+    lengths : numpy.ndarray of int64, shape (B,)
+        Each sequence's length, all ``>= 1``.
+    single : bool
+        The input was one ``(T,)`` sequence: callers drop the batch axis.
+    """
+
+    symbols: np.ndarray
+    lengths: np.ndarray
+    single: bool = False
+
+    @property
+    def ragged(self) -> bool:
+        """True when some sequence is shorter than ``T`` (so outputs carry padding)."""
+        return bool(self.lengths.min() < self.symbols.shape[1])
+
+    def mask(self) -> np.ndarray:
+        """``(B, T)`` bool: True at the steps that exist (``t < lengths[b]``)."""
+        return np.arange(self.symbols.shape[1]) < self.lengths[:, None]
+
+    def fill_padding(self, per_step: np.ndarray, fill) -> np.ndarray:
+        """Set the padded steps of a ``(B, T, ...)`` array to ``fill`` in place; return it."""
+        if self.ragged:
+            per_step[~self.mask()] = fill
+        return per_step
+
+    def sequences(self) -> list[np.ndarray]:
+        """The sequences as a list of 1-D int64 arrays, padding dropped."""
+        return [row[:n] for row, n in zip(self.symbols, self.lengths, strict=True)]
+
+
+def check_lengths(lengths, total: int | None = None, name: str = "lengths") -> np.ndarray:
+    """Validate sequence lengths: 1-D integers ``>= 1`` (summing to ``total`` when given)."""
+    _refuse_masked(lengths, name)
+    try:
+        array = np.asarray(lengths)
+    except ValueError as err:
+        raise ValueError(f"{name} must be a 1-D array of integers: {err}") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of integers, got shape "
+                         f"{array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer)
+            or (np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array))
+                and np.all(array == np.round(array)))):
+        raise ValueError(f"{name} must be integers, got {array.tolist()[:10]}")
+    if array.min() < 1:
+        raise ValueError(f"{name} must all be at least 1, got {array.min()} at index "
+                         f"{int(np.argmin(array))}")
+    array = array.astype(np.int64)
+    if total is not None and int(array.sum()) != total:
+        raise ValueError(f"{name} sum to {int(array.sum())}, but symbols holds {total} entries")
+    return array
+
+
+def _padded(rows: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
+    batch = np.full((len(rows), int(lengths.max())), PAD_SYMBOL, dtype=np.int64)
+    for b, row in enumerate(rows):
+        batch[b, : row.size] = row
+    return batch
+
+
+def as_sequences(symbols, n_symbols: int, name: str = "symbols",
+                 lengths=None) -> SymbolBatch:
+    """Validate sequences given in any of the package's three layouts.
+
+    Parameters
+    ----------
+    symbols : array_like of int
+        One of: a ``(T,)`` sequence; a ``(B, T)`` batch; a list of 1-D arrays of
+        different lengths; or, with ``lengths``, hmmlearn's concatenation ``X`` of
+        shape ``(N,)`` or ``(N, 1)``. Values in ``[0, n_symbols)``.
+    n_symbols : int
+        Size of the alphabet.
+    name : str
+        The argument's name, used in error messages.
+    lengths : array_like of int, optional
+        hmmlearn's ``lengths``: positive, summing to ``N``.
+
+    Returns
+    -------
+    SymbolBatch
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` or ``lengths``: a masked array, empty input, values that
+        are not integers in range, lengths that do not add up, ``lengths`` with a
+        ``(B, T)`` batch, and a ``(N, 1)`` array without ``lengths`` (hmmlearn's
+        layout far more often than ``N`` one-step sequences).
+    """
+    _refuse_masked(symbols, name)
+    if lengths is not None:
+        return _from_hmmlearn_layout(symbols, n_symbols, name, lengths)
+    try:
+        array = np.asarray(symbols)
+    except ValueError:  # a list of sequences of different lengths
+        return _from_list(symbols, n_symbols, name)
+    if array.dtype == object and isinstance(symbols, (list, tuple)):
+        return _from_list(symbols, n_symbols, name)
+    if array.ndim == 2 and array.shape[1] == 1 and array.shape[0] > 1:
+        raise ValueError(
+            f"{name} has shape {array.shape}: that is hmmlearn's layout (sequences "
+            "concatenated in one column), so pass their lengths as lengths=...; for "
+            f"{array.shape[0]} one-step sequences pass lengths=numpy.ones({array.shape[0]})"
+        )
+    batch, single = as_symbol_batch(array, n_symbols, name)
+    return SymbolBatch(batch, np.full(batch.shape[0], batch.shape[1], dtype=np.int64), single)
+
+
+def _from_hmmlearn_layout(symbols, n_symbols: int, name: str, lengths) -> SymbolBatch:
+    try:
+        array = np.asarray(symbols)
+    except ValueError as err:
+        raise ValueError(f"{name} must be a rectangular array with lengths: {err}") from None
+    if not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)):
+        raise ValueError(
+            f"lengths is for hmmlearn's layout, {name} of shape (N,) or (N, 1); {name} has "
+            f"shape {array.shape}: drop lengths for a (B, T) batch"
+        )
+    flat = _symbol_values(array.reshape(-1), n_symbols, name)
+    lengths = check_lengths(lengths, flat.size)
+    rows = np.split(flat, np.cumsum(lengths)[:-1])
+    return SymbolBatch(_padded(rows, lengths), lengths)
+
+
+def _from_list(symbols, n_symbols: int, name: str) -> SymbolBatch:
+    if len(symbols) == 0:
+        raise ValueError(f"{name} must not be empty")
+    rows = []
+    for b, row in enumerate(symbols):
+        where = f"{name}[{b}]"
+        _refuse_masked(row, where)
+        try:
+            array = np.asarray(row)
+        except ValueError as err:
+            raise ValueError(f"{where} must be a 1-D array of integers: {err}") from None
+        if array.ndim != 1:
+            raise ValueError(f"{where} must be a 1-D sequence, got shape {array.shape}")
+        rows.append(_symbol_values(array, n_symbols, where))
+    lengths = np.array([row.size for row in rows], dtype=np.int64)
+    return SymbolBatch(_padded(rows, lengths), lengths)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can use now (``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def format_bytes(n_bytes: float) -> str:
+    """``n_bytes`` in binary units, three significant figures: ``"7.28 TiB"``."""
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(n_bytes: float, what: str) -> None:
+    """Refuse, before anything is allocated, a request whose arrays cannot fit in memory.
+
+    Parameters
+    ----------
+    n_bytes : float
+        What the request's arrays take (a float: sizes from user input may
+        overflow int64 when multiplied).
+    what : str
+        The request, naming its arguments (``"n_sequences=10**6 x length=10**6"``).
+
+    Raises
+    ------
+    ValueError
+        ``"{what} needs 7.28 TiB of memory; 22.1 GiB is available"`` when
+        ``n_bytes`` exceeds the memory available now.
+    """
+    available = available_memory()
+    if available is not None and n_bytes > available:
+        raise ValueError(f"{what} needs {format_bytes(n_bytes)} of memory; "
+                         f"{format_bytes(available)} is available")
