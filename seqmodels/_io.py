@@ -19,6 +19,35 @@ import numpy as np
 _METADATA_KEY = "__metadata__"
 
 
+class FileProblemError(ValueError, OSError):
+    """A path that cannot be written or read as asked, named in the message.
+
+    A ``ValueError`` (bad input, as everywhere in the package) and an ``OSError``
+    (what file code usually catches).
+    """
+
+
+def check_path(path, what: str = "path") -> Path:
+    """``path`` as a Path; ``ValueError`` unless it is a non-empty str or os.PathLike."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{what} must be a str or os.PathLike, got {path!r}")
+    if str(path) == "":
+        raise ValueError(f"{what} must name a file, got an empty string")
+    return Path(path)
+
+
+def _why_not_writable(path: Path) -> str:
+    """Why a file cannot be created at ``path``: the folder, not a temporary name."""
+    folder = path.parent
+    if not folder.exists():
+        return f"its folder {str(folder)!r} does not exist"
+    if not folder.is_dir():
+        return f"{str(folder)!r} is not a folder"
+    if path.is_dir():
+        return "it is a folder"
+    return f"the folder {str(folder)!r} does not accept new files"
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -27,18 +56,28 @@ def _current_umask() -> int:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+    path = check_path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as err:
+        raise _cannot_write(path, err) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         # mkstemp makes the file private (0600); give it the mode open() would.
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # name the path asked for, not the temporary file
+            raise _cannot_write(path, err) from None
         raise
     return path
+
+
+def _cannot_write(path: Path, err: OSError) -> FileProblemError:
+    return FileProblemError(f"cannot write {str(path)!r}: {_why_not_writable(path)} "
+                            f"({err.strerror})")
 
 
 def save_npz(path: str | os.PathLike, kind: str, arrays: dict[str, np.ndarray],
@@ -46,8 +85,9 @@ def save_npz(path: str | os.PathLike, kind: str, arrays: dict[str, np.ndarray],
     """Save ``arrays`` and JSON ``metadata`` tagged with ``kind`` to ``path`` atomically.
 
     The ``.npz`` suffix is added when missing. Returns the path written.
+    ``ValueError`` (a :class:`FileProblemError`) naming ``path`` when it cannot be written.
     """
-    path = Path(path)
+    path = check_path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     header = json.dumps({"kind": kind, **metadata})
@@ -63,14 +103,19 @@ def load_npz(path: str | os.PathLike, kind: str,
     Raises
     ------
     ValueError
-        If the file is missing, corrupt, not an ``.npz``, of another kind, or
-        lacks one of the ``required`` arrays.
+        If the file is missing, a folder, unreadable, corrupt, not an ``.npz``, of
+        another kind, or lacks one of the ``required`` arrays.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path must be a str or os.PathLike, got {path!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+    path = check_path(path)
+    if path.is_dir():
+        raise FileProblemError(f"{path} is a folder, not a saved {kind}")
+    if not path.exists():
+        raise FileProblemError(f"{path}: no such file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise FileProblemError(f"cannot read {path}: {err.strerror}") from None
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not an .npz archive; it is not a saved {kind}")
     try:

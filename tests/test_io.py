@@ -45,3 +45,57 @@ def test_metadata_that_is_not_a_json_object_is_refused(tmp_path):
     np.savez(path, __metadata__=np.array("[1, 2]"))
     with pytest.raises(ValueError, match="no seqmodels metadata; it is not a saved Thing"):
         load_npz(path, "Thing", ())
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    (None, "path must be a str or os.PathLike, got None"),
+    ("", "path must name a file"),
+    (3, "path must be a str or os.PathLike"),
+])
+def test_save_refuses_what_is_not_a_path(path, message):
+    with pytest.raises(ValueError, match=message):
+        save_npz(path, "Thing", {"a": np.arange(2)}, {})
+
+
+def test_save_into_a_missing_folder_names_the_folder_not_a_temporary(tmp_path):
+    target = tmp_path / "missing" / "dir" / "x.npz"
+    with pytest.raises(OSError, match=r"folder '.*missing/dir' does not exist") as caught:
+        save_npz(target, "Thing", {"a": np.arange(2)}, {})
+    assert isinstance(caught.value, ValueError)
+    assert ".x.npz." not in str(caught.value)
+
+
+def test_save_over_a_folder_names_the_path(tmp_path):
+    (tmp_path / "x.npz").mkdir()
+    with pytest.raises(ValueError, match=r"x\.npz': it is a folder"):
+        save_npz(tmp_path / "x.npz", "Thing", {"a": np.arange(2)}, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+
+
+def test_save_into_a_folder_that_refuses_files(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ValueError, match=r"does not accept new files \(Permission denied\)"):
+        save_npz(tmp_path / "x.npz", "Thing", {"a": np.arange(2)}, {})
+
+
+def test_load_names_a_folder_a_missing_file_and_an_unreadable_one(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="is a folder, not a saved Thing"):
+        load_npz(tmp_path, "Thing", ())
+    with pytest.raises(ValueError, match="no such file"):
+        load_npz(tmp_path / "absent.npz", "Thing", ())
+    path = save_npz(tmp_path / "x", "Thing", {"a": np.arange(2)}, {})
+    real_open = open
+
+    def unreadable(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", unreadable)
+    with pytest.raises(ValueError, match=r"cannot read .*x\.npz: Permission denied"):
+        load_npz(path, "Thing", ())
