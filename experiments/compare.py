@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from seqmodels._io import FileProblemError, check_replaceable, folder_lock
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
-from seqmodels.compare.report import markdown_table, metrics_table, target_table
+from seqmodels.compare.report import REPORT_FILES, markdown_table, metrics_table, target_table
 from seqmodels.dice import PRESETS
 
 DEFAULTS, QUICK = ComparisonConfig(), ComparisonConfig.quick()
@@ -53,6 +57,13 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer >= 0")
 
 
+def folder(text: str) -> Path:
+    """An argparse type: a non-empty path (``Path('')`` would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -66,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
                         help="root seed: the same seed gives the same metrics.json (default "
                              f"{DEFAULTS.seed})")
-    parser.add_argument("--out", type=Path, default=Path("reports/compare"), metavar="DIR",
-                        help="report folder, created if missing; files in it are replaced "
-                             "(default reports/compare)")
+    parser.add_argument("--out", type=folder, default=Path("reports/compare"), metavar="DIR",
+                        help="report folder: new, empty or a previous report, which is "
+                             "replaced whole when the run ends (default reports/compare)")
     parser.add_argument("--quick", action="store_true",
                         help="a run of a few seconds on tiny data, for smoke tests; "
                              "explicit size flags still apply")
@@ -80,21 +91,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def writable_folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot hold the report, or None when it can (it is created if missing)."""
-    if folder.exists() and not folder.is_dir():
-        return f"cannot write the report to {str(folder)!r}: it is a file, not a folder"
+def writable_folder_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take the report, or None when it can.
+
+    The report is built beside ``out`` and swapped in, so ``out`` must be new,
+    empty or a previous report, and its parent (created if missing) must take
+    new files.
+    """
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        return f"cannot write the report to {str(folder)!r}: cannot create it ({err.strerror})"
-    try:  # a named temporary file, as the report's atomic writes make
-        with tempfile.NamedTemporaryFile(dir=folder):
+        check_replaceable(out, set(REPORT_FILES))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent):  # as the staging folder will be
             pass
+    except ValueError as err:
+        return f"cannot write the report to {str(out)!r}: {err}"
     except OSError as err:
-        return (f"cannot write the report to {str(folder)!r}: cannot create files in it "
-                f"({err.strerror})")
+        return (f"cannot write the report to {str(out)!r}: cannot create files in "
+                f"{str(out.parent)!r} ({err.strerror})")
     return None
+
+
+@contextmanager
+def interrupt_flag() -> Iterator[dict[str, bool]]:
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets ``flag["hit"]``.
+
+    A KeyboardInterrupt that lands in a weakref or finalizer callback is
+    printed and swallowed by Python, and the run would go on to exit 0; the flag
+    remembers it.
+    """
+    flag = {"hit": False}
+
+    def on_interrupt(signum, frame):
+        flag["hit"] = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
@@ -124,16 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     jobs = args.jobs if args.jobs is not None else (1 if args.quick else 2)
     try:
-        result = run_comparison(config, progress=not args.quiet, n_jobs=jobs)
-        write_report(result, args.out, plots=not args.no_plots)
+        with interrupt_flag() as interrupted, folder_lock(args.out):
+            result = run_comparison(config, progress=not args.quiet, n_jobs=jobs)
+            if interrupted["hit"]:  # swallowed by a callback: still an interruption
+                raise KeyboardInterrupt
+            write_report(result, args.out, plots=not args.no_plots)
     except KeyboardInterrupt:
-        # Each file is written whole or not at all, report.md last.
-        print(f"\ninterrupted: the files in {str(args.out)!r} are each either complete or "
-              "the previous run's", file=sys.stderr)
+        print(f"\ninterrupted: {str(args.out)!r} holds the previous report, or nothing",
+              file=sys.stderr)
         return 130
+    except FileProblemError as err:  # another run holds the folder, or the disk refused
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(summary(result))
     print(f"\nreport: {args.out / 'report.md'} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return 0 if not interrupted["hit"] else 130
 
 
 if __name__ == "__main__":

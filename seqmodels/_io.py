@@ -1,8 +1,10 @@
-"""Saving and loading: one ``.npz`` file holding arrays plus JSON metadata.
+"""Files: ``.npz`` archives with JSON metadata, and folders written all or nothing.
 
 Never pickle: files are read with ``allow_pickle=False`` and the metadata is a
 JSON string stored as a unicode array. Writes go to a temporary file that is
-renamed into place, so a crash never leaves a half-written file.
+renamed into place, so a crash never leaves a half-written file; a folder of
+files (a report) is built in a staging folder and swapped in whole
+(:func:`write_folder`), under a lock that keeps two runs from writing it at once.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +140,137 @@ def load_npz(path: str | os.PathLike, kind: str,
     if missing:
         raise ValueError(f"{path} is a corrupt {kind}: missing arrays {missing}")
     return arrays, metadata
+
+
+# --------------------------------------------------------------------------- whole folders
+
+#: Folders whose lock this process holds: how many nested holds each.
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the exclusive right to write ``folder`` for the block; refuse if another process has it.
+
+    The lock is an ``flock`` on a hidden file beside the folder
+    (``.{name}.lock``), released by the system when the holder exits or dies,
+    so a crashed run never leaves a stale lock. Nested holds in one process are
+    allowed (the CLI holds it for a whole run, :func:`write_folder` again).
+
+    Raises
+    ------
+    FileProblemError
+        If another live process holds it (naming its pid), or the lock file
+        cannot be created.
+    """
+    folder = Path(os.path.abspath(check_path(folder, "folder")))
+    stream = None if folder in _HELD_LOCKS else _acquire(folder)
+    _HELD_LOCKS[folder] = _HELD_LOCKS.get(folder, 0) + 1
+    try:
+        yield
+    finally:
+        _HELD_LOCKS[folder] -= 1
+        if stream is not None:
+            del _HELD_LOCKS[folder]
+            stream.close()  # releases the flock
+
+
+def _acquire(folder: Path):
+    import fcntl  # POSIX only; imported here so the module loads everywhere
+
+    lock = _lock_path(folder)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(lock, "a+")  # stays open while held: closing it releases the lock
+    except OSError as err:
+        raise _cannot_write(folder, err) from None
+    try:
+        fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        stream.seek(0)
+        holder = stream.read().strip() or "unknown"
+        stream.close()
+        raise FileProblemError(f"another run (pid {holder}) is writing {str(folder)!r}; wait "
+                               "for it to finish or choose another folder") from None
+    stream.seek(0)
+    stream.truncate()
+    stream.write(str(os.getpid()))
+    stream.flush()
+    return stream
+
+
+def check_replaceable(folder: str | os.PathLike, expected: set[str]) -> Path:
+    """``folder`` as a Path if :func:`write_folder` may replace it, else ``FileProblemError``.
+
+    A folder may be replaced when it is missing, empty, or holds nothing but
+    names from ``expected`` (a previous run's files): replacing a folder of
+    someone's other files would delete them.
+    """
+    folder = check_path(folder, "folder")
+    if folder.exists() and not folder.is_dir():
+        raise FileProblemError(f"{str(folder)!r} is a file, not a folder")
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in expected)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise FileProblemError(f"{str(folder)!r} holds files that this run did not write "
+                                   f"({shown}); choose a new or empty folder")
+    return folder
+
+
+def write_folder(folder: str | os.PathLike, files: dict[str, bytes],
+                 expected: set[str] | None = None) -> list[Path]:
+    """Write ``files`` (name -> bytes) as the whole content of ``folder``, all or nothing.
+
+    The files go into a staging folder beside ``folder``, which then takes its
+    place: an interrupted or failed write leaves the previous content as it
+    was, and no reader ever sees files of two different writes together. The
+    swap is two renames (old folder aside, staging in) and the old folder is
+    then deleted; between the renames the folder is briefly absent, never
+    mixed. Holds :func:`folder_lock` meanwhile.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Created with its parents if missing.
+    files : dict of str to bytes
+        Plain file names (no folders).
+    expected : set of str, optional
+        Names an existing folder may hold to be replaced (see
+        :func:`check_replaceable`); default the names in ``files``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The paths of the files, in ``files`` order.
+    """
+    folder = check_replaceable(folder, set(files) if expected is None else expected)
+    with folder_lock(folder):
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+        except OSError as err:
+            raise _cannot_write(folder, err) from None
+        try:
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+            os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes it private
+            _swap_in(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return [folder / name for name in files]
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    if not folder.exists():
+        os.rename(staging, folder)
+        return
+    previous = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.previous-"))
+    os.rename(folder, previous / folder.name)
+    os.rename(staging, folder)
+    shutil.rmtree(previous, ignore_errors=True)

@@ -19,6 +19,7 @@ seeds are fixed, so the outcome is deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -330,31 +331,59 @@ def test_ctrl_c_during_the_run_exits_130_and_writes_nothing(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_while_writing_leaves_only_whole_files(tmp_path, monkeypatch):
-    """Interrupted after two files: those two are whole, no temporary file, no report.md."""
-    import os
-
-    import seqmodels._io
-
+def test_ctrl_c_while_writing_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    """Interrupted after two files of a second report: the first report is there, unmixed."""
     tiny = ComparisonConfig.quick(n_train=10, n_test=4, length=30, epochs=2, dice_epochs=1,
                                   restarts=1, em_finalists=1, implied_restarts=1,
                                   implied_sequences=4, implied_length=30, trace_steps=30)
-    result = run_comparison(tiny, progress=False)
-    replaced, real_replace = [], os.replace
+    out = tmp_path / "report"
+    first = run_comparison(tiny, progress=False)
+    write_report(first, out, plots=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    second = run_comparison(dataclasses.replace(tiny, seed=1), progress=False)
+    written, real_write = [], Path.write_bytes
 
-    def replace_twice_then_interrupt(source, target):
-        if len(replaced) == 2:
+    def write_twice_then_interrupt(self, data):
+        if len(written) == 2:
             raise KeyboardInterrupt
-        real_replace(source, target)
-        replaced.append(Path(target).name)
+        written.append(self.name)
+        return real_write(self, data)
 
-    monkeypatch.setattr(seqmodels._io.os, "replace", replace_twice_then_interrupt)
+    monkeypatch.setattr(Path, "write_bytes", write_twice_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        write_report(result, tmp_path, plots=False)
+        write_report(second, out, plots=False)
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(replaced)
-    assert "report.md" not in replaced
-    assert json.loads((tmp_path / "metrics.json").read_text()) == result.metrics_dict()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".report.lock", "report"]
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "report"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from seqmodels._io import folder_lock\n"
+         f"with folder_lock({str(out)!r}):\n    print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert load_cli().main(["--quick", "--quiet", "--out", str(out)]) == 2
+    finally:
+        holder.communicate("", timeout=30)
+    assert f"another run (pid {holder.pid}) is writing" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("", "must name a folder"),
+    (".", "holds files that this run did not write"),
+])
+def test_an_output_folder_that_is_not_a_report_exits_2(out, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_cli().main(["--quick", "--out", out])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_metric_functions_reject_symbols_that_do_not_match_the_forecasts():
@@ -391,7 +420,7 @@ def test_baselines_built_directly_are_validated_and_read_only():
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 def test_output_folder_that_takes_no_files_exits_2(capsys):
     with pytest.raises(SystemExit) as stop:
-        load_cli().main(["--quick", "--out", "/proc"])
+        load_cli().main(["--quick", "--out", "/proc/report"])
     assert stop.value.code == 2
-    assert "cannot write the report to '/proc': cannot create files in it" in (
+    assert "cannot write the report to '/proc/report': cannot create files in '/proc'" in (
         capsys.readouterr().err)

@@ -99,3 +99,74 @@ def test_load_names_a_folder_a_missing_file_and_an_unreadable_one(tmp_path, monk
     monkeypatch.setattr("builtins.open", unreadable)
     with pytest.raises(ValueError, match=r"cannot read .*x\.npz: Permission denied"):
         load_npz(path, "Thing", ())
+
+
+# --------------------------------------------------------------------------- whole folders
+
+
+def test_write_folder_replaces_a_previous_write_whole(tmp_path):
+    from seqmodels._io import write_folder
+
+    out = tmp_path / "report"
+    write_folder(out, {"a.txt": b"1", "b.txt": b"1"})
+    write_folder(out, {"a.txt": b"2"}, expected={"a.txt", "b.txt"})
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]
+    assert (out / "a.txt").read_bytes() == b"2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".report.lock", "report"]
+
+
+def test_an_interrupted_folder_write_leaves_the_previous_content(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from seqmodels._io import write_folder
+
+    out = tmp_path / "report"
+    write_folder(out, {"a.txt": b"old", "b.txt": b"old"})
+    real_write = Path.write_bytes
+
+    def interrupt_on_b(self, data):
+        if self.name == "b.txt":
+            raise KeyboardInterrupt
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", interrupt_on_b)
+    with pytest.raises(KeyboardInterrupt):
+        write_folder(out, {"a.txt": b"new", "b.txt": b"new"})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {"a.txt": b"old", "b.txt": b"old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".report.lock", "report"]
+
+
+def test_write_folder_refuses_to_replace_someone_elses_files(tmp_path):
+    from seqmodels._io import write_folder
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files that this run did not write \(notes.txt\)"):
+        write_folder(tmp_path, {"a.txt": b"1"})
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_locked_by_a_live_process_is_refused(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from seqmodels._io import folder_lock, write_folder
+
+    out = tmp_path / "report"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from seqmodels._io import folder_lock
+        with folder_lock({str(out)!r}):
+            print("locked", flush=True)
+            sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ValueError, match=rf"another run \(pid {holder.pid}\) is writing"):
+            write_folder(out, {"a.txt": b"1"})
+    finally:
+        holder.communicate("\n", timeout=30)
+    with folder_lock(out), folder_lock(out):  # free again, and nested holds are fine
+        write_folder(out, {"a.txt": b"1"})
+    assert (out / "a.txt").read_bytes() == b"1"

@@ -1,7 +1,8 @@
 """Write a comparison's report folder: report.md, metrics.csv/.json, config.json, timings, PNGs.
 
-Every file goes through :func:`seqmodels._io.atomic_write_bytes`, so a crash
-never leaves a half-written report. ``metrics.json`` holds no timings, so the
+The folder is written whole or not at all (:func:`seqmodels._io.write_folder`:
+built beside it, then swapped in), so a crash, a Ctrl-C or a second run never
+leaves files of two runs together. ``metrics.json`` holds no timings, so the
 same config gives the same bytes.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 import seqmodels
-from seqmodels._io import atomic_write_bytes
+from seqmodels._io import write_folder
 from seqmodels.compare.config import TARGETS, ComparisonConfig
 from seqmodels.compare.run import (
     HMM_MODELS,
@@ -27,6 +28,9 @@ from seqmodels.compare.run import (
 
 FIGURES = {"matrices": "matrices.png", "belief": "belief_trace.png",
            "learning": "learning_curve.png"}
+#: Every file a report folder may hold: a folder holding only these may be replaced.
+REPORT_FILES = frozenset({"report.md", "metrics.csv", "metrics.json", "config.json",
+                          "timings.csv", "matrices.csv", *FIGURES.values()})
 _FLAGS = {"preset": "--preset", "n_train": "--n-train", "n_test": "--n-test",
           "length": "--length", "hidden": "--hidden", "epochs": "--epochs",
           "restarts": "--restarts", "seed": "--seed"}
@@ -200,18 +204,24 @@ def _figures(result: ComparisonResult) -> dict[str, bytes]:
 
 def write_report(result: ComparisonResult, out_dir: str | os.PathLike,
                  plots: bool = True) -> list[Path]:
-    """Write the report folder (created if missing) and return the paths written.
+    """Write the report folder, replacing a previous report there whole; return the paths.
 
     Files: ``report.md``, ``metrics.csv`` (model, metric, value), ``metrics.json``,
     ``config.json``, ``timings.csv``, ``matrices.csv``, and with ``plots`` the PNGs
     ``matrices.png``, ``belief_trace.png``, ``learning_curve.png``.
+
+    Raises
+    ------
+    ValueError
+        If ``result`` is not a :class:`ComparisonResult`; if ``out_dir`` holds
+        files that are not a report's (they would be lost), cannot be written,
+        or another live run is writing it.
     """
     if not isinstance(result, ComparisonResult):
         raise ValueError(f"result must be the ComparisonResult of run_comparison, got "
                          f"{type(result).__name__}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {
+        "report.md": render_markdown(result, plots).encode(),
         "metrics.csv": result.metrics.to_csv(index=False, float_format="%.17g").encode(),
         "metrics.json": metrics_json(result).encode(),
         "config.json": config_json(result).encode(),
@@ -220,6 +230,4 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike,
     }
     if plots:
         files.update(_figures(result))
-    # report.md last: its presence means everything it links to is in place.
-    files["report.md"] = render_markdown(result, plots).encode()
-    return [atomic_write_bytes(out / name, data) for name, data in files.items()]
+    return write_folder(out_dir, files, expected=set(REPORT_FILES))
