@@ -1,11 +1,13 @@
-"""Compare the explicit HMM matrices with the RNN's learned state on dice sequences.
+"""Compare explicit HMM matrices with the recurrent state RNNs learn, on the same sequences.
 
-Fits the counted and EM HMMs, two Elman RNNs (faces only; dice as labels) and
-two baselines on one dice sample, measures them all on held-out sequences
-against the true model and writes a report folder (report.md, metrics.csv,
+Fits HMMs (by counting with the hidden states visible; by Baum-Welch on the
+symbols alone), one RNN per cell on the symbols alone, a supervised decoder and
+baselines on one sample of a process, measures them all on held-out sequences
+against the true model, and writes a report folder (report.md, metrics.csv,
 metrics.json, config.json, PNG figures). Examples:
 
-    python experiments/compare.py                    # the default run, ~1 minute
+    python experiments/compare.py                    # the default run
+    python experiments/compare.py --cells elman,gru,lstm
     python experiments/compare.py --quick --out /tmp/smoke
 """
 
@@ -18,24 +20,26 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from seqmodels._io import FileProblemError, check_replaceable, folder_lock
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
-from seqmodels.compare.report import REPORT_FILES, markdown_table, metrics_table, target_table
+from seqmodels.compare.config import FLAG_FIELDS, flag_text
+from seqmodels.compare.executors import InlineExecutor, process_pool
+from seqmodels.compare.report import (
+    REPORT_FILES,
+    markdown_table,
+    metrics_table,
+    target_table,
+    targets_note,
+)
 from seqmodels.dice import PRESETS
+from seqmodels.rnn import CELLS
 
 DEFAULTS, QUICK = ComparisonConfig(), ComparisonConfig.quick()
-SIZE_FLAGS = {
-    "n_train": "training sequences",
-    "n_test": "held-out sequences (at least 2: the belief probe fits on one half, scores on "
-              "the other)",
-    "length": "throws per sequence",
-    "hidden": "hidden units of both RNNs",
-    "epochs": "training epochs of the faces-only RNN (early stopping may end sooner)",
-    "restarts": "Baum-Welch restarts of the EM HMM fit",
-}
+#: The default run's wall time as measured, and where (README and --help say the same).
+DEFAULT_RUN_TIME = "about 40 s on a 2-core machine"
 SUMMARY_METRICS = ("log_loss", "excess", "accuracy_causal", "accuracy_viterbi", "belief_r2")
 
 
@@ -64,19 +68,50 @@ def folder(text: str) -> Path:
     return Path(text)
 
 
+def cell_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated cell names, each known."""
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [repr(name) for name in names if name not in CELLS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown cell {', '.join(unknown)}; choose from "
+                                         f"{', '.join(CELLS)}")
+    return names
+
+
+#: Help and argparse type of each flagged config field (FLAG_FIELDS gives the order).
+FLAGS = {
+    "preset": ("the true model", str),
+    "n_train": ("training sequences", positive_int),
+    "n_test": ("held-out sequences (at least 2: the belief probe fits on one half and "
+               "scores on the other)", positive_int),
+    "length": ("steps per sequence", positive_int),
+    "hidden": ("hidden units of every RNN", positive_int),
+    "cells": (f"RNN cells, comma-separated, one next-symbol RNN each ({', '.join(CELLS)})",
+              cell_list),
+    "epochs": ("training epochs of the next-symbol RNNs (early stopping may end sooner)",
+               positive_int),
+    "restarts": ("Baum-Welch restarts of the EM HMM fit", positive_int),
+    "em_states": ("hidden states of the EM HMM (default: the true model's)", positive_int),
+    "seed": ("root seed: the same seed gives the same metrics.json", non_negative_int),
+}
+
+
+def _default_text(name: str) -> str:
+    default, quick = flag_text(getattr(DEFAULTS, name)), flag_text(getattr(QUICK, name))
+    return f"default {default}" + ("" if quick == default else f"; {quick} with --quick")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"The default run takes {DEFAULT_RUN_TIME}.",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULTS.preset,
-                        help=f"the true dice model (default {DEFAULTS.preset})")
-    for name, text in SIZE_FLAGS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=positive_int, default=None,
-                            metavar="N", help=f"{text} (default {getattr(DEFAULTS, name)}; "
-                                              f"{getattr(QUICK, name)} with --quick)")
-    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
-                        help="root seed: the same seed gives the same metrics.json (default "
-                             f"{DEFAULTS.seed})")
+    for name in FLAG_FIELDS:
+        text, kind = FLAGS[name]
+        options = {"choices": sorted(PRESETS)} if name == "preset" else {"metavar": (
+            "A,B" if name == "cells" else "N")}
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+                            help=f"{text} ({_default_text(name)})", **options)
     parser.add_argument("--out", type=folder, default=Path("reports/compare"), metavar="DIR",
                         help="report folder: new, empty or a previous report, which is "
                              "replaced whole when the run ends (default reports/compare)")
@@ -85,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "explicit size flags still apply")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="processes: with 2 or more the EM HMM fit runs in a worker "
-                             "alongside the RNNs (same results); default 2, 1 with --quick")
+                        help="processes: with N >= 2 the EM HMM fit runs in one of N - 1 "
+                             "worker processes alongside the RNNs (same results); default 2, "
+                             "1 with --quick")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -133,16 +169,15 @@ def interrupt_flag() -> Iterator[dict[str, bool]]:
 
 
 def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
-    sizes = {name: getattr(args, name) for name in SIZE_FLAGS if getattr(args, name) is not None}
-    settings = dict(preset=args.preset, seed=args.seed, **sizes)
-    return ComparisonConfig.quick(**settings) if args.quick else ComparisonConfig(**settings)
+    given = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
+    return ComparisonConfig.quick(**given) if args.quick else ComparisonConfig(**given)
 
 
 def summary(result) -> str:
-    """The concise table printed to the terminal."""
+    """The concise tables printed to the terminal: the main metrics, then the targets."""
     wide = metrics_table(result, result.metrics.model.unique(), SUMMARY_METRICS)
-    return (markdown_table(wide) + "\n\n"
-            + markdown_table(target_table(result)))
+    return "\n\n".join([markdown_table(wide), targets_note(result),
+                         markdown_table(target_table(result))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     jobs = args.jobs if args.jobs is not None else (1 if args.quick else 2)
     try:
-        with interrupt_flag() as interrupted, folder_lock(args.out):
-            result = run_comparison(config, progress=not args.quiet, n_jobs=jobs)
+        with interrupt_flag() as interrupted, folder_lock(args.out), ExitStack() as stack:
+            executor = (InlineExecutor() if jobs == 1
+                        else stack.enter_context(process_pool(jobs - 1)))
+            result = run_comparison(config, progress=not args.quiet, executor=executor)
             if interrupted["hit"]:  # swallowed by a callback: still an interruption
                 raise KeyboardInterrupt
             write_report(result, args.out, plots=not args.no_plots)

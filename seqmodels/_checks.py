@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,19 @@ def _refuse_masked(symbols, name: str) -> None:
     if isinstance(symbols, np.ma.MaskedArray):
         raise ValueError(f"{name} is a masked array; missing observations are not supported: "
                          "pass the observed sequences (a list of 1-D arrays may differ in length)")
+
+
+def named_seed(seed: int, *keys: str | int) -> np.random.SeedSequence:
+    """The child of root ``seed`` named by ``keys``: ``default_rng(named_seed(0, "em"))``.
+
+    The stream depends only on the root seed and the names, not on which other
+    streams were drawn or in what order, so adding a stage (or running stages
+    on other processes, in any order) moves nothing else. Strings are keyed by
+    their CRC-32, integers (``>= 0``) as they are.
+    """
+    spawn_key = tuple(zlib.crc32(key.encode()) if isinstance(key, str) else int(key)
+                      for key in keys)
+    return np.random.SeedSequence(seed, spawn_key=spawn_key)
 
 
 def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.ndarray, bool]:

@@ -16,10 +16,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-#: Display titles of the models whose matrices are drawn, in column order.
-MATRIX_TITLES = {"true": "truth", "counted_hmm": "counted (sees dice)",
-                 "em_hmm": "EM (faces only)", "rnn_implied_hmm": "RNN-implied (EM on RNN samples)"}
-
 
 def _png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
@@ -45,62 +41,76 @@ def _heatmap(axes, values: np.ndarray, title: str, row_labels, col_labels) -> ob
     return image
 
 
-def matrices_png(matrices: pd.DataFrame, state_names) -> bytes:
-    """Transition (top) and emission (bottom) heatmaps: truth, counted, EM, RNN-implied."""
-    models = [name for name in MATRIX_TITLES if name in set(matrices.model)]
+def matrices_png(matrices: pd.DataFrame, state_names, titles: dict[str, str]) -> bytes:
+    """Transition (top) and emission (bottom) heatmaps, one column per model of ``titles``.
+
+    ``titles`` maps model names in ``matrices`` to column titles, in column order.
+    """
+    models = [name for name in titles if name in set(matrices.model)]
     figure = Figure(figsize=(3.2 * len(models), 5.2), layout="constrained")
     grid = figure.subplots(2, len(models), squeeze=False)
     image = None
     for column, model in enumerate(models):
         transmat, emission = _matrix(matrices, model, "transmat"), _matrix(matrices, model,
                                                                             "emission")
-        faces = [str(v + 1) for v in range(emission.shape[1])]
+        symbols = [str(v) for v in range(emission.shape[1])]
         rows = state_names if column == 0 else None  # state names once, at the left
-        _heatmap(grid[0, column], transmat, f"{MATRIX_TITLES[model]}\ntransition (to die)",
+        _heatmap(grid[0, column], transmat, f"{titles[model]}\ntransition (to state)",
                  rows, state_names)
-        image = _heatmap(grid[1, column], emission, "emission (face)", rows, faces)
+        image = _heatmap(grid[1, column], emission, "emission (symbol)", rows, symbols)
     figure.colorbar(image, ax=grid.ravel().tolist(), shrink=0.6, label="probability")
     return _png(figure)
 
 
 def belief_trace_png(trace: pd.DataFrame, state_names) -> bytes:
-    """One panel per die: true filtered belief, RNN-probed belief, the die thrown shaded."""
+    """One panel per state: true filtered belief, RNN-probed belief, the true state shaded."""
     n_states = len(state_names)
     figure = Figure(figsize=(10, 1.5 * n_states + 0.6))
     panels = figure.subplots(n_states, 1, sharex=True, squeeze=False)[:, 0]
     for state, axes in enumerate(panels):
         part = trace[trace.state == state].sort_values("t")
         t = part.t.to_numpy()
-        axes.fill_between(t, 0, 1, where=part.die.to_numpy() == state, step="mid",
-                          color="0.85", label="die thrown")
+        axes.fill_between(t, 0, 1, where=part.state_thrown.to_numpy() == state, step="mid",
+                          color="0.85", label="true state")
         axes.plot(t, part.true_belief, color="C0", lw=1.2, label="true belief (filter)")
         axes.plot(t, part.probed_belief, color="C3", lw=1.0, ls="--",
-                  label="RNN state, linear probe")
-        axes.set_ylim(-0.1, 1.1)
+                  label="RNN state, linear probe (may leave [0, 1])")
+        axes.set_ylim(-0.15, 1.15)
         axes.set_ylabel(state_names[state], fontsize=8)
     panels[0].legend(loc="upper right", fontsize=7, ncol=3)
     panels[-1].set_xlabel("step t (held-out sequence)")
-    figure.suptitle("P(die_t | faces_0..t): Bayesian filter vs the RNN's probed state",
-                    fontsize=9)
+    figure.suptitle("P(z_t | x_0..x_t): Bayesian filter vs the RNN's probed state", fontsize=9)
     return _png(figure)
 
 
-def learning_curve_png(curve: pd.DataFrame, references: dict[str, float],
-                       model: str = "rnn_faces") -> bytes:
-    """Validation loss per epoch of one RNN, with horizontal reference losses."""
+def learning_curve_png(curve: pd.DataFrame, references: pd.DataFrame, models) -> bytes:
+    """Each model's validation and training loss per epoch, as excess over the truth.
+
+    ``references`` (columns model, rows, log_loss) gives the true model's loss on
+    the validation and training sequences, and the EM HMM's on the validation
+    ones. Subtracting the truth's loss on the same sequences puts the optimum at
+    0 for both curves; a symmetric-log axis shows the first epoch and the last
+    together, and an excess that chance makes negative.
+    """
+    truth = references[references.model == "true"].set_index("rows").log_loss
     figure = Figure(figsize=(6.5, 4))
     axes = figure.subplots()
-    part = curve[curve.model == model]
-    axes.plot(part.epoch, part.val_loss, marker="o", ms=3, label=f"{model} validation loss")
-    axes.plot(part.epoch, part.train_loss, color="0.6", lw=1, label=f"{model} training loss")
-    for (label, value), style in zip(references.items(), ("--", ":", "-."), strict=False):
-        axes.axhline(value, color="k", ls=style, lw=1, label=f"{label}: {value:.4f}")
-    if len(part) > 2:  # the first epoch's loss would squash the rest against the floor
-        losses = [*part.val_loss.iloc[1:], *part.train_loss.iloc[1:], *references.values()]
-        low, high = min(losses), max(losses)
-        axes.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    for index, model in enumerate(models):
+        part = curve[curve.model == model]
+        color = f"C{index}"
+        axes.plot(part.epoch, part.val_loss - truth["validation"], color=color, marker="o",
+                  ms=3, label=f"{model}, validation")
+        if "training" in truth:
+            axes.plot(part.epoch, part.train_loss - truth["training"], color=color, lw=1,
+                      alpha=0.5, label=f"{model}, training (running mean)")
+    em = references[(references.model == "em_hmm") & (references.rows == "validation")]
+    if len(em):
+        excess = float(em.log_loss.iloc[0] - truth["validation"])
+        axes.axhline(excess, color="k", ls="--", lw=1, label=f"EM HMM: {excess:.5f}")
+    axes.axhline(0.0, color="k", lw=0.6)
+    axes.set_yscale("symlog", linthresh=1e-4)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
-    axes.set_ylabel("log-loss (nats per symbol)")
-    axes.legend(fontsize=8)
+    axes.set_ylabel("excess over the true model (nats per symbol)")
+    axes.legend(fontsize=7)
     return _png(figure)

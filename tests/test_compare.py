@@ -29,37 +29,28 @@ import pytest
 from scipy import stats
 
 from seqmodels.compare import (
+    MEASUREMENTS,
     ComparisonConfig,
     IIDBaseline,
+    InlineExecutor,
     MarkovBaseline,
+    registry,
     run_comparison,
     write_report,
 )
 from seqmodels.compare import metrics as m
-from seqmodels.compare.report import markdown_table, rerun_command
+from seqmodels.compare.report import markdown_table, render_markdown, rerun_command
+from seqmodels.dice import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPHA = 1e-3
-PREDICTORS = ("true", "counted_hmm", "em_hmm", "rnn_implied_hmm", "rnn_faces", "iid", "markov1")
-HMMS = ("true", "counted_hmm", "em_hmm", "rnn_implied_hmm")
-PREDICTION = ("log_loss", "excess", "excess_se", "perplexity", "kl")
-DECODING = ("accuracy_causal", "accuracy_smoothed", "accuracy_viterbi", "belief_kl")
-MATRIX = ("transmat_max_abs", "transmat_tv", "emission_max_abs", "emission_tv")
-PROBE = ("belief_r2", "belief_r2_shuffled", "belief_r2_untrained")
 REPORT_FILES = ("report.md", "metrics.csv", "metrics.json", "config.json", "timings.csv",
                 "matrices.csv", "matrices.png", "belief_trace.png", "learning_curve.png")
 
 
-def expected_metrics() -> dict[str, set[str]]:
-    """Every (model, metric) a run must report, written out independently of the code."""
-    out = {model: set(PREDICTION) for model in PREDICTORS}
-    for model in HMMS:
-        out[model] |= set(DECODING)
-    for model in ("counted_hmm", "em_hmm", "rnn_implied_hmm"):
-        out[model] |= set(MATRIX)
-    out["rnn_faces"] |= {"accuracy_causal", *PROBE}
-    out["rnn_dice"] = {"accuracy_causal", "belief_kl"}
-    return out
+def quick_registry(**overrides):
+    config = ComparisonConfig.quick(**overrides)
+    return registry(config, PRESETS[config.preset]().to_hmm())
 
 
 def load_cli():
@@ -209,8 +200,8 @@ def test_run_and_write_report_reject_a_wrong_argument_type(tmp_path):
         run_comparison({"preset": "casino"}, progress=False)
     with pytest.raises(ValueError, match="config must be a ComparisonConfig"):
         run_comparison({}, progress=False)  # empty, yet not silently the default run
-    with pytest.raises(ValueError, match="n_jobs must be an integer"):
-        run_comparison(ComparisonConfig.quick(), progress=False, n_jobs=2.0)
+    with pytest.raises(ValueError, match=r"executor must be a concurrent\.futures\.Executor"):
+        run_comparison(ComparisonConfig.quick(), progress=False, executor=2)
     with pytest.raises(ValueError, match="result must be the ComparisonResult"):
         write_report(None, tmp_path)
 
@@ -220,6 +211,20 @@ def test_rerun_command_reproduces_the_flags():
     assert rerun_command(ComparisonConfig.quick(seed=3)) == (
         "python experiments/compare.py --quick --seed 3")
     assert rerun_command(ComparisonConfig(rnn_lr=0.5)) is None  # no flag for it
+    assert rerun_command(ComparisonConfig(cells=("elman", "gru"), em_states=3)) == (
+        "python experiments/compare.py --cells elman,gru --em-states 3")
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    (("banana",), "cells must name one or more of"),
+    ((), "cells must name one or more of"),
+    (("elman", "elman"), "must not repeat"),
+    (3, "cells must be a sequence"),
+])
+def test_config_rejects_bad_cells(cells, message):
+    with pytest.raises(ValueError, match=message):
+        ComparisonConfig(cells=cells)
+    assert ComparisonConfig(cells="elman, gru").cells == ("elman", "gru")
 
 
 def test_markdown_table():
@@ -247,8 +252,13 @@ def test_quick_run_writes_every_file(quick_run):
     report = (out / "report.md").read_text()
     for name in ("matrices.png", "belief_trace.png", "learning_curve.png", "Targets"):
         assert name in report
-    # The learning curve's reference lines are on the RNN's own validation sequences.
-    assert "true model (validation sequences)" in report
+    # Every term is defined before the first table uses it; no internal references.
+    glossary, tables = report.index("## How to read this report"), report.index("| model |")
+    for term in ("**log-loss**", "**excess**", "**perplexity**", "**kl**", "**accuracy**",
+                 "**belief_kl**", "**belief_r2**", "nats"):
+        assert glossary < report.index(term) < tables, term
+    assert "issue" not in report.lower()
+    assert "do not apply; they are shown for reference" in report  # not the default run
     config = json.loads((out / "config.json").read_text())
     assert ComparisonConfig.from_dict(config["config"]) == ComparisonConfig.quick(seed=5)
     assert config["command"] == "python experiments/compare.py --quick --seed 5"
@@ -256,24 +266,71 @@ def test_quick_run_writes_every_file(quick_run):
 
 def test_quick_run_reports_every_model_and_metric(quick_run):
     _, metrics = quick_run
-    assert {model: set(values) for model, values in metrics.items()} == expected_metrics()
+    entries = quick_registry(seed=5)
+    assert list(metrics) == list(entries)  # report order is registry order
+    assert {model: list(values) for model, values in metrics.items()} == {
+        name: list(entry.metric_names()) for name, entry in entries.items()}
     assert all(np.isfinite(v) for values in metrics.values() for v in values.values())
+
+
+def test_the_registry_has_one_rnn_and_one_implied_hmm_per_cell():
+    entries = quick_registry(cells=("elman", "gru", "lstm"))
+    for cell in ("elman", "gru", "lstm"):
+        assert entries[f"rnn_{cell}"].measurements == ("prediction", "belief_probe")
+        assert "matrices" in entries[f"rnn_{cell}_hmm"].measurements
+    assert [name for name, entry in entries.items() if entry.remote] == ["em_hmm"]
+    # Every measurement an entry names exists, and its metrics are listed once.
+    for entry in entries.values():
+        assert set(entry.measurements) <= set(MEASUREMENTS)
+        assert len(set(entry.metric_names())) == len(entry.metric_names())
+
+
+def test_an_em_hmm_with_another_number_of_states_is_only_scored_on_prediction():
+    entries = quick_registry(em_states=2)
+    assert entries["em_hmm"].measurements == ("prediction",)
+    assert "2 states" in entries["em_hmm"].description
+    assert "matrices" in quick_registry()["em_hmm"].measurements
 
 
 def test_true_model_is_the_floor(quick_run):
     _, metrics = quick_run
+    predictors = [name for name, entry in quick_registry(seed=5).items()
+                  if "prediction" in entry.measurements]
     assert metrics["true"]["excess"] == 0.0
     assert metrics["true"]["kl"] == 0.0
     assert metrics["true"]["belief_kl"] == 0.0
-    z = stats.norm.ppf(1 - ALPHA / len(PREDICTORS))
-    for model in PREDICTORS:
+    z = stats.norm.ppf(1 - ALPHA / len(predictors))
+    for model in predictors:
         assert metrics[model]["kl"] >= 0.0, model
         assert metrics[model]["excess"] >= -z * metrics[model]["excess_se"], model
+
+
+def test_the_report_warns_when_the_hidden_chain_is_iid():
+    tiny = dict(n_train=10, n_test=4, length=30, epochs=1, decoder_epochs=1, restarts=1,
+                em_finalists=1, implied_restarts=1, implied_sequences=4, implied_length=30)
+    text = {preset: render_markdown(run_comparison(
+        ComparisonConfig.quick(preset=preset, **tiny), progress=False,
+        executor=InlineExecutor()), plots=False) for preset in ("three_dice", "casino")}
+    assert "the hidden chain is i.i.d." in text["three_dice"]
+    assert "the hidden chain is i.i.d." not in text["casino"]
 
 
 def test_iid_baseline_is_worse_than_em(quick_run):
     _, metrics = quick_run
     assert metrics["iid"]["excess"] > metrics["em_hmm"]["excess"]
+
+
+def test_decoding_beats_the_chance_level(quick_run):
+    """The truth's causal accuracy exceeds always guessing the majority state.
+
+    Both are means over the same 20 held-out sequences; the one-sided z-test on
+    their difference uses the larger of the two standard errors times sqrt(2)
+    (a bound on the standard error of a difference of positively correlated means).
+    """
+    _, metrics = quick_run
+    truth, chance = metrics["true"], metrics["majority_state"]
+    error = np.sqrt(2) * max(truth["accuracy_causal_se"], chance["accuracy_causal_se"])
+    assert truth["accuracy_causal"] - chance["accuracy_causal"] > stats.norm.ppf(1 - ALPHA) * error
 
 
 def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
@@ -293,6 +350,9 @@ def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
     (["--quick", "--n-test", "1"], "n_test must be at least 2"),
     (["--seed", "-1"], ">= 0"),
     (["--jobs", "0"], "positive integer"),
+    (["--cells", "elman,banana"], "unknown cell 'banana'"),
+    (["--cells", "gru,gru"], "must not repeat"),
+    (["--em-states", "0"], "positive integer"),
 ])
 def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -333,14 +393,15 @@ def test_ctrl_c_during_the_run_exits_130_and_writes_nothing(tmp_path, monkeypatc
 
 def test_ctrl_c_while_writing_leaves_the_previous_report_whole(tmp_path, monkeypatch):
     """Interrupted after two files of a second report: the first report is there, unmixed."""
-    tiny = ComparisonConfig.quick(n_train=10, n_test=4, length=30, epochs=2, dice_epochs=1,
+    tiny = ComparisonConfig.quick(n_train=10, n_test=4, length=30, epochs=2, decoder_epochs=1,
                                   restarts=1, em_finalists=1, implied_restarts=1,
                                   implied_sequences=4, implied_length=30, trace_steps=30)
     out = tmp_path / "report"
-    first = run_comparison(tiny, progress=False)
+    first = run_comparison(tiny, progress=False, executor=InlineExecutor())
     write_report(first, out, plots=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    second = run_comparison(dataclasses.replace(tiny, seed=1), progress=False)
+    second = run_comparison(dataclasses.replace(tiny, seed=1), progress=False,
+                            executor=InlineExecutor())
     written, real_write = [], Path.write_bytes
 
     def write_twice_then_interrupt(self, data):

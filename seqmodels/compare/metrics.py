@@ -153,6 +153,29 @@ def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(predicted == truth))
 
 
+def accuracy_with_error(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Accuracy over all positions and its standard error over sequences.
+
+    Parameters
+    ----------
+    predicted, truth : numpy.ndarray of int, shape (B, T)
+        Labels of ``B`` independent sequences of equal length.
+
+    Returns
+    -------
+    accuracy : float
+        The fraction of the ``B * T`` positions where the two agree.
+    standard_error : float
+        ``std(a_b, ddof=1) / sqrt(B)`` of the per-sequence accuracies ``a_b``
+        (steps within a sequence are correlated, sequences are not); 0 for B=1.
+    """
+    per_sequence = np.atleast_2d(np.asarray(predicted) == np.asarray(truth)).mean(axis=-1)
+    value = accuracy(predicted, truth)
+    if per_sequence.size < 2:
+        return value, 0.0
+    return value, float(per_sequence.std(ddof=1) / np.sqrt(per_sequence.size))
+
+
 def row_total_variation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Total variation distance between matching rows, ``0.5 * sum_j |a_ij - b_ij|``, shape (n,)."""
     return 0.5 * np.abs(np.asarray(a) - np.asarray(b)).sum(axis=-1)
@@ -222,11 +245,21 @@ def probe_r2(fit_features: np.ndarray, fit_targets: np.ndarray,
     return r_squared(score_targets, apply_affine_probe(weights, score_features))
 
 
+def probe_labels(fit_features: np.ndarray, fit_labels: np.ndarray,
+                 score_features: np.ndarray, n_classes: int) -> np.ndarray:
+    """A linear least-squares classifier: an affine probe to one-hot labels, then argmax.
+
+    Fitted on ``fit_features`` (N1, H) with ``fit_labels`` (N1,) in
+    ``[0, n_classes)``; returns the labels it gives ``score_features`` (N2, H).
+    """
+    fit_labels = as_symbol_batch(fit_labels, n_classes, "fit_labels")[0].ravel()
+    weights = fit_affine_probe(fit_features, np.eye(n_classes)[fit_labels])
+    return apply_affine_probe(weights, score_features).argmax(axis=-1)
+
+
 def probe_accuracy(fit_features: np.ndarray, fit_labels: np.ndarray,
                    score_features: np.ndarray, score_labels: np.ndarray,
                    n_classes: int) -> float:
-    """Accuracy of a linear least-squares classifier: an affine probe to one-hot labels, argmax."""
-    fit_labels = as_symbol_batch(fit_labels, n_classes, "fit_labels")[0].ravel()
-    weights = fit_affine_probe(fit_features, np.eye(n_classes)[fit_labels])
-    predicted = apply_affine_probe(weights, score_features).argmax(axis=-1)
-    return accuracy(predicted, score_labels)
+    """Accuracy of :func:`probe_labels` on ``score_labels`` (N2,)."""
+    return accuracy(probe_labels(fit_features, fit_labels, score_features, n_classes),
+                    score_labels)

@@ -3,51 +3,72 @@
 The folder is written whole or not at all (:func:`seqmodels._io.write_folder`:
 built beside it, then swapped in), so a crash, a Ctrl-C or a second run never
 leaves files of two runs together. ``metrics.json`` holds no timings, so the
-same config gives the same bytes.
+same config gives the same bytes. The tables follow the run's model registry
+(``result.models``): a model appears in every section its measurements feed.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import seqmodels
 from seqmodels._io import write_folder
-from seqmodels.compare.config import TARGETS, ComparisonConfig
-from seqmodels.compare.run import (
-    HMM_MODELS,
-    MATRIX_METRICS,
-    MODELS,
-    PREDICTION_METRICS,
-    PROBE_METRICS,
-    ComparisonResult,
-)
+from seqmodels.compare.config import FLAG_FIELDS, TARGETS, ComparisonConfig, flag_text
+from seqmodels.compare.models import MEASUREMENTS
+from seqmodels.compare.run import ComparisonResult
 
 FIGURES = {"matrices": "matrices.png", "belief": "belief_trace.png",
            "learning": "learning_curve.png"}
 #: Every file a report folder may hold: a folder holding only these may be replaced.
 REPORT_FILES = frozenset({"report.md", "metrics.csv", "metrics.json", "config.json",
                           "timings.csv", "matrices.csv", *FIGURES.values()})
-_FLAGS = {"preset": "--preset", "n_train": "--n-train", "n_test": "--n-test",
-          "length": "--length", "hidden": "--hidden", "epochs": "--epochs",
-          "restarts": "--restarts", "seed": "--seed"}
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+#: What the report's words mean, printed before any table uses them.
+GLOSSARY = """\
+- **log-loss**: the mean of -log P(x_t | x_0..x_{t-1}) over the held-out symbols, in nats
+  per symbol (natural logarithm; divide by ln 2 = 0.693 for bits).
+- **excess**: a model's log-loss minus the true model's on the same sequences. Its
+  expectation is the KL divergence of the model's forecasts from the true ones, so it
+  is >= 0 on average; on a finite sample a model can come out slightly below 0 by
+  chance. `excess_se` is its standard error over held-out sequences: an excess within
+  about two standard errors of 0 cannot be told apart from the truth.
+- **perplexity**: exp(log-loss), the number of equally likely symbols that would be as
+  hard to predict.
+- **kl**: the mean KL(true forecast || model's forecast) over held-out steps, in nats per
+  symbol: the excess without the noise of which symbols happened to come.
+- **accuracy**: the fraction of held-out steps where a model's guess of the hidden state
+  equals the state that made the symbol, shown as value ± standard error over
+  sequences. Causal guesses read x_0..x_t; smoothed and Viterbi guesses read the whole
+  sequence. The true model's filter is the best causal decoder on average, but on a
+  finite sample another model can score higher by chance. `majority_state` (always
+  the most frequent state) is the chance level.
+- **belief_kl**: the mean KL(true belief || model's belief) over held-out steps, in nats,
+  where a belief is P(z_t | x_0..x_t).
+- **belief_r2**: how well an affine map of a network's hidden state reproduces the true
+  belief (R^2 pooled over states: 1 is perfect, 0 no better than the average belief).
+  The map is unconstrained, so probed beliefs can stray slightly below 0 or above 1.
+"""
 
 
 def rerun_command(config: ComparisonConfig) -> str | None:
     """The ``experiments/compare.py`` command that reproduces ``config``, or None.
 
-    None when a setting without a flag differs from its default (then rerun
-    from ``config.json`` with ``ComparisonConfig.from_dict``).
+    None when a setting without a flag (:data:`FLAG_FIELDS`) differs from its
+    default (then rerun from ``config.json`` with ``ComparisonConfig.from_dict``).
     """
     settings = config.to_dict()
     defaults, quick = ComparisonConfig().to_dict(), ComparisonConfig.quick().to_dict()
     for base, prefix in ((defaults, []), (quick, ["--quick"])):
-        hidden = [k for k in settings if k not in _FLAGS and settings[k] != base[k]]
-        if not hidden:
-            flags = [f"{_FLAGS[k]} {settings[k]}" for k in _FLAGS if settings[k] != base[k]]
+        if all(settings[k] == base[k] for k in settings if k not in FLAG_FIELDS):
+            flags = [f"--{k.replace('_', '-')} {flag_text(settings[k])}" for k in FLAG_FIELDS
+                     if settings[k] != base[k]]
             return " ".join(["python experiments/compare.py", *prefix, *flags])
     return None
 
@@ -79,15 +100,38 @@ def metrics_table(result: ComparisonResult, models, columns) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def _with_errors(wide: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Fold each ``X_se`` column into ``X`` as text ``value ± se``."""
+    out = wide.copy()
+    for column in [c for c in wide.columns if f"{c}_se" in wide.columns]:
+        out[column] = [("-" if pd.isna(v) else f"{v:.{digits}f} ± {e:.{digits}f}")
+                       for v, e in zip(wide[column], wide[f"{column}_se"], strict=True)]
+        out = out.drop(columns=f"{column}_se")
+    return out
+
+
 def target_table(result: ComparisonResult) -> pd.DataFrame:
-    """Each quality target, the value reached and whether it was met."""
+    """Each quality target of the default run, the value this run reached, and whether it met it."""
     rows = []
     for (model, metric), (sign, bound) in TARGETS.items():
-        value = result.metric(model, metric)
-        met = value < bound if sign == "<" else value > bound
+        try:
+            value = result.metric(model, metric)
+        except KeyError:  # a run without that model (other cells, another K)
+            value = float("nan")
+        met = "-" if np.isnan(value) else ("yes" if _COMPARE[sign](value, bound) else "no")
         rows.append({"model": model, "metric": metric, "target": f"{sign} {bound:g}",
-                     "achieved": value, "met": "yes" if met else "NO"})
+                     "achieved": value, "met": met})
     return pd.DataFrame(rows)
+
+
+def targets_note(result: ComparisonResult) -> str:
+    """One sentence saying whose targets these are and how this run fared."""
+    targets = target_table(result)
+    if result.config.is_default:
+        return (f"Quality targets of the default run (`loaded_dice`, default settings); this "
+                f"run met {(targets.met == 'yes').sum()} of {len(targets)}.")
+    return ("Quality targets of the default run (`loaded_dice`, default settings). This run "
+            "has other settings, so the targets do not apply; they are shown for reference.")
 
 
 def _section(title: str, text: str, table: pd.DataFrame | None = None) -> list[str]:
@@ -95,59 +139,89 @@ def _section(title: str, text: str, table: pd.DataFrame | None = None) -> list[s
     return [*lines, markdown_table(table), ""] if table is not None else lines
 
 
-def _target_note(result: ComparisonResult, targets: pd.DataFrame) -> str:
-    met = (targets.met == "yes").sum()
-    note = (f"Set for `loaded_dice` at the default settings (issue 5). This run met {met} of "
-            f"{len(TARGETS)}.")
-    if result.config != ComparisonConfig():
-        note += " This run is not the default run, so they are for reference only."
-    return note
+def _iid_note(result: ComparisonResult) -> str:
+    """A warning when the true hidden chain forgets its past, where decoding says little."""
+    transmat = result.matrices[(result.matrices.model == "true")
+                               & (result.matrices.matrix == "transmat")]
+    rows = transmat.pivot(index="row", columns="col", values="value").to_numpy()
+    if not np.allclose(rows, rows[0]):
+        return ""
+    return (" Here every row of the true transition matrix is the same: the hidden chain "
+            "is i.i.d., so the past carries no information about the present state. Causal, "
+            "smoothed and Viterbi decoding then all reduce to guessing from the current "
+            "symbol, and EM's transition matrix is not identifiable from the symbols "
+            "(its matrices below mean little).")
 
 
-def _sections(result: ComparisonResult) -> list[str]:
-    metrics = result.metrics
-    decoding = ("accuracy_causal", "accuracy_smoothed", "accuracy_viterbi", "belief_kl")
-    decoders = [*HMM_MODELS, "rnn_dice", "rnn_faces"]
-    targets = target_table(result)
+def _decoding_models(result: ComparisonResult) -> list[str]:
+    kinds = ("state_decoding", "label_decoding", "belief_probe", "chance")
+    return [name for name, entry in result.models.items()
+            if any(kind in entry.measurements for kind in kinds)]
+
+
+def _learning_note(result: ComparisonResult) -> str:
+    refs = result.learning_references
+    truth = refs[refs.model == "true"].set_index("rows").log_loss
+    return ("Each RNN's loss per epoch, drawn as excess over the true model's loss on the "
+            "same sequences (symmetric log scale), so the truth is the line at 0: the "
+            "validation curve can cross it only by chance, the training curve also when the "
+            "network overfits its training sequences. Validation is against the truth on the "
+            "validation sequences "
+            f"({truth.get('validation', float('nan')):.5f} nats per symbol), the training "
+            "curve (a running mean while the weights change) against the truth on the "
+            f"training sequences ({truth.get('training', float('nan')):.5f}). The dashed "
+            "line is the EM HMM's excess on the validation sequences (EM was fitted on "
+            "them too).")
+
+
+def _sections(result: ComparisonResult, plots: bool) -> list[str]:
+    models = result.models
+    figure = (lambda key, alt: [f"![{alt}]({FIGURES[key]})", ""]) if plots else (
+        lambda key, alt: [])
     return [
-        *_section("Targets", _target_note(result, targets), targets),
+        *_section("How to read this report", GLOSSARY),
+        *_section("Targets", targets_note(result), target_table(result)),
+        *_section("Models", "\n".join(f"- `{name}`: {entry.description}."
+                                      for name, entry in models.items())),
         *_section(
-            "Prediction (held-out faces)",
-            "Log-loss in nats per symbol; `excess` = model minus true model on the same "
-            "sequences (`excess_se`: its standard error over sequences); `kl` = mean "
-            "KL(true forecast || model forecast). The supervised RNN forecasts dice, "
-            "not faces, so it has no row here.",
-            metrics_table(result, [x for x in MODELS if x != "rnn_dice"], PREDICTION_METRICS)),
+            "Prediction (held-out symbols)",
+            "Lower is better in every column but none can beat the true model except by "
+            "chance (see excess above).",
+            metrics_table(result, result.with_measurement("prediction"),
+                          MEASUREMENTS["prediction"])),
         *_section(
-            "Hidden dice",
-            "Decoding accuracy. Causal: filter argmax (HMMs), the supervised RNN's argmax, "
-            "and for `rnn_faces` a linear least-squares probe from its state to the die "
-            "(fitted on the first half of the held-out sequences, scored on the second). "
-            "Non-causal: smoothing argmax and Viterbi. `belief_kl` = mean KL(true belief "
-            "|| model's belief). The true model is the ceiling of each column.",
-            metrics_table(result, decoders, decoding)),
+            "Hidden states",
+            "Accuracy of each model's guess of the hidden state (± standard error over "
+            "sequences). HMMs guess by their filter (causal), smoother and Viterbi path, "
+            "states matched to the truth's; the decoder RNN by its output; each "
+            "next-symbol RNN by a linear least-squares classifier on its state, fitted on "
+            "the first half of the held-out sequences and scored on the second."
+            + _iid_note(result),
+            _with_errors(metrics_table(result, _decoding_models(result),
+                                       MEASUREMENTS["state_decoding"]))),
         *_section(
             "Matrices",
-            "Errors after `align_states` (Hungarian matching to the truth): max abs entry "
-            "and mean total variation per row. `rnn_implied_hmm` is EM fitted to sequences "
-            "sampled from the faces-only RNN: what the RNN learned, written as matrices.",
-            metrics_table(result, ["counted_hmm", "em_hmm", "rnn_implied_hmm"], MATRIX_METRICS)),
-        f"![matrices]({FIGURES['matrices']})", "",
+            "Errors of each fitted HMM's matrices after matching its states to the truth's "
+            "(Hungarian matching on emission rows): the largest absolute error of an entry, "
+            "and the mean total variation distance between matching rows (0 = equal, "
+            "1 = disjoint). The `_hmm` rows are EM fitted to sequences generated by an RNN: "
+            "what the RNN learned, written as matrices.",
+            metrics_table(result, result.with_measurement("matrices"),
+                          MEASUREMENTS["matrices"])),
+        *figure("matrices", "matrices"),
         *_section(
             "Belief probe",
-            "R^2 of an affine least-squares map from the faces-only RNN's hidden state to "
-            "the true filtered belief P(die_t | faces_0..t), fitted on half the held-out "
-            "sequences and scored on the other half. Controls: the same probe fitted to "
-            "shuffled targets (should be near 0), and on an untrained RNN of the same size "
-            "(a random recurrent state already remembers recent faces).",
-            metrics[metrics.metric.isin(PROBE_METRICS)].drop(columns="model")),
-        f"![belief trace]({FIGURES['belief']})", "",
-        f"![learning curve]({FIGURES['learning']})", "",
-        "Learning curve: the faces-only RNN's loss per epoch. Horizontal lines: "
-        + "; ".join(f"{row.label} {row.log_loss:.5f}"
-                    for row in result.learning_references.itertuples(index=False))
-        + " nats per symbol (the EM HMM was fitted on all training sequences, these included).",
-        "",
+            "R^2 of an affine least-squares map from each next-symbol RNN's hidden state to "
+            "the true belief P(z_t | x_0..x_t), fitted on half the held-out sequences and "
+            "scored on the other half. Controls: the same probe fitted to shuffled targets "
+            "(near 0: the probe alone finds nothing), and on an untrained network of the "
+            "same cell and size (a random recurrent state already remembers recent "
+            "symbols, so the trained network's gain over it is what training taught).",
+            metrics_table(result, result.with_measurement("belief_probe"),
+                          MEASUREMENTS["belief_probe"][:3])),
+        *figure("belief", "belief trace"),
+        *_section("Learning curves", _learning_note(result)),
+        *figure("learning", "learning curve"),
     ]
 
 
@@ -155,9 +229,9 @@ def _timing_note(result: ComparisonResult) -> str:
     timings = dict(zip(result.timings.stage, result.timings.seconds, strict=True))
     total = timings.get("total (wall)", result.timings.seconds.sum())
     return (f"seqmodels {seqmodels.__version__}. Seconds per stage, this run: {total:.1f} s in "
-            "all, figures and files not included. When the EM HMM fit ran in a worker process "
-            "(`n_jobs=2`, the CLI's default) its time overlaps the RNN stages; the main "
-            "process then only waits for what is left of it.")
+            "all, figures and files not included. The EM HMM is fitted on the run's "
+            "executor (by default a worker process) while this process fits the rest, so "
+            "its fit overlaps the other stages and `waiting for em_hmm` is what was left.")
 
 
 def render_markdown(result: ComparisonResult, plots: bool = True) -> str:
@@ -167,14 +241,12 @@ def render_markdown(result: ComparisonResult, plots: bool = True) -> str:
     lines = [
         f"# HMM vs RNN on `{config.preset}`", "",
         f"{config.n_train} training and {config.n_test} held-out sequences of {config.length} "
-        f"throws; dice: {', '.join(result.state_names)}; seed {config.seed}; RNN hidden size "
-        f"{config.hidden}; EM restarts {config.restarts}. Rerun: `{command}`.", "",
-        "Models: " + "; ".join(f"`{name}`: {text}" for name, text in MODELS.items()) + ".", "",
-        *_sections(result),
+        f"steps; hidden states: {', '.join(result.state_names)}; seed {config.seed}; RNN "
+        f"cells {', '.join(config.cells)} with {config.hidden} hidden units; EM restarts "
+        f"{config.restarts}. Rerun: `{command}`.", "",
+        *_sections(result, plots),
         *_section("Wall time", _timing_note(result), result.timings),
     ]
-    if not plots:
-        lines = [line for line in lines if not line.startswith("![")]
     return "\n".join(lines) + "\n"
 
 
@@ -193,12 +265,14 @@ def config_json(result: ComparisonResult) -> str:
 def _figures(result: ComparisonResult) -> dict[str, bytes]:
     from seqmodels import plots  # matplotlib only when figures are asked for
 
-    references = dict(zip(result.learning_references.label,
-                          result.learning_references.log_loss, strict=True))
+    titles = {name: result.models[name].title
+              for name in ["true", *result.with_measurement("matrices")]}
     return {
-        FIGURES["matrices"]: plots.matrices_png(result.matrices, result.state_names),
+        FIGURES["matrices"]: plots.matrices_png(result.matrices, result.state_names, titles),
         FIGURES["belief"]: plots.belief_trace_png(result.belief_trace, result.state_names),
-        FIGURES["learning"]: plots.learning_curve_png(result.learning_curve, references),
+        FIGURES["learning"]: plots.learning_curve_png(
+            result.learning_curve, result.learning_references,
+            result.with_measurement("belief_probe")),
     }
 
 

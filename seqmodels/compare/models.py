@@ -1,0 +1,364 @@
+"""The comparison's model registry: how each model is fitted, and what is measured on it.
+
+One :class:`ModelEntry` per model. :func:`registry` lists them for a config (one
+next-symbol RNN and one implied HMM per cell); :mod:`~seqmodels.compare.run`
+fits and measures what it lists, the report builds its tables from it, and the
+tests read it. Adding a model is one entry: a fit function and the names of
+the measurements that apply (:data:`MEASUREMENTS`).
+
+Every fit function has the signature ``fit(data: TrainingData, fitted: dict)
+-> Fitted``, where ``fitted`` holds the models fitted before it (in registry
+order); a ``remote`` entry (the slow EM fits) runs on an executor, possibly in
+another process, so it must be picklable and use nothing from ``fitted``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from seqmodels._checks import named_seed
+from seqmodels.compare import metrics as m
+from seqmodels.compare.baselines import IIDBaseline, MarkovBaseline
+from seqmodels.compare.config import ComparisonConfig
+from seqmodels.hmm import HMM, FilterResult, align_states, fit_counts, fit_em
+from seqmodels.rnn import RNN
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Pseudocount of the counted HMM: a state never left, or a symbol never seen
+#: from a state, in a short training sample would otherwise give a row without
+#: data or a held-out sequence of probability 0. Against the ~10^5 counts of the
+#: default run its bias is ~10^-8.
+COUNT_PSEUDOCOUNT = 1e-3
+
+#: What each measurement reports, in report order. ``*_se`` is a standard error
+#: over held-out sequences (they are independent; steps within one are not).
+MEASUREMENTS: dict[str, tuple[str, ...]] = {
+    "prediction": ("log_loss", "excess", "excess_se", "perplexity", "kl"),
+    "state_decoding": ("accuracy_causal", "accuracy_causal_se", "accuracy_smoothed",
+                       "accuracy_smoothed_se", "accuracy_viterbi", "accuracy_viterbi_se",
+                       "belief_kl"),
+    "label_decoding": ("accuracy_causal", "accuracy_causal_se", "belief_kl"),
+    "belief_probe": ("belief_r2", "belief_r2_shuffled", "belief_r2_untrained",
+                     "accuracy_causal", "accuracy_causal_se"),
+    "chance": ("accuracy_causal", "accuracy_causal_se"),
+    "matrices": ("transmat_max_abs", "transmat_tv", "emission_max_abs", "emission_tv"),
+}
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What every fit sees: the training sample, the truth (for alignment only), the config.
+
+    Attributes
+    ----------
+    config : ComparisonConfig
+    truth : HMM
+        The generating model. Fits use it only to align their states to it
+        and to know ``K`` and ``V``, never its parameters.
+    states, symbols : numpy.ndarray of int64, shape (B, T)
+        The hidden chain (only the counted HMM and the decoder read it) and the
+        visible symbols.
+    progress : bool
+        Whether a fit may show its tqdm bar.
+    """
+
+    config: ComparisonConfig
+    truth: HMM
+    states: np.ndarray
+    symbols: np.ndarray
+    progress: bool = False
+
+    def rng(self, *keys: str) -> np.random.Generator:
+        """The generator named by ``keys`` under the run's root seed."""
+        return np.random.default_rng(named_seed(self.config.seed, *keys))
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out sequences every model is measured on.
+
+    Attributes
+    ----------
+    truth : HMM
+    states, symbols : numpy.ndarray of int64, shape (B, T)
+    floor : FilterResult
+        The truth's filter on ``symbols``: the Bayes-optimal forecasts and beliefs.
+    seed : int
+        The run's root seed (the probe's controls draw from named children).
+    """
+
+    truth: HMM
+    states: np.ndarray
+    symbols: np.ndarray
+    floor: FilterResult
+    seed: int
+
+    @property
+    def probe_half(self) -> int:
+        """Sequences ``[:half]`` fit the belief probes, ``[half:]`` score them."""
+        return self.symbols.shape[0] // 2
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted model and, for EM fits, the per-restart table."""
+
+    model: object
+    restarts: pd.DataFrame | None = None
+
+
+class Measured(NamedTuple):
+    """What one measurement found: metric values and, for decoding, the model's beliefs.
+
+    ``beliefs`` (B, T, K) is the model's out-of-sample estimate of
+    P(z_t | x_0..x_t) on the held-out sequences (NaN where it has none, e.g.
+    the probe's fitting half); None for measurements that are not decoding.
+    """
+
+    metrics: dict[str, float]
+    beliefs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the comparison.
+
+    Attributes
+    ----------
+    name : str
+        Its key in metrics files (``em_hmm``).
+    title : str
+        A short display name for figures (``EM (symbols only)``).
+    description : str
+        One sentence for the report.
+    fit : callable
+        ``fit(data: TrainingData, fitted: dict[str, Fitted]) -> Fitted``.
+    measurements : tuple of str
+        Keys of :data:`MEASUREMENTS` that apply to it.
+    remote : bool
+        Fitted on the run's executor (must be picklable and use no ``fitted``).
+    """
+
+    name: str
+    title: str
+    description: str
+    fit: Callable[[TrainingData, Mapping[str, Fitted]], Fitted]
+    measurements: tuple[str, ...]
+    remote: bool = False
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric this entry reports, without repeats, in measurement order."""
+        return tuple(dict.fromkeys(name for measurement in self.measurements
+                                   for name in MEASUREMENTS[measurement]))
+
+
+# --------------------------------------------------------------------------- fits
+
+
+def _fit_truth(data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    return Fitted(data.truth)
+
+
+def _fit_counted(data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    truth = data.truth
+    return Fitted(fit_counts(data.states, data.symbols, truth.n_states, truth.n_symbols,
+                             pseudocount=COUNT_PSEUDOCOUNT))
+
+
+def _em_aligned(symbols: np.ndarray, truth: HMM, n_states: int, restarts: int,
+                finalists: int, rng: np.random.Generator, progress: bool) -> Fitted:
+    """Baum-Welch on ``symbols``, states aligned to the truth's when their numbers agree."""
+    fit = fit_em(symbols, n_states, truth.n_symbols, n_restarts=restarts,
+                 n_finalists=finalists, seed=rng, progress=progress)
+    model = align_states(fit.model, truth)[0] if n_states == truth.n_states else fit.model
+    return Fitted(model, fit.restarts)
+
+
+def _fit_em(data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    config = data.config
+    return _em_aligned(data.symbols, data.truth, _em_states(config, data.truth),
+                       config.restarts, config.em_finalists, data.rng("em_hmm"), data.progress)
+
+
+def _rnn_fit_settings(config: ComparisonConfig, epochs: int, data: TrainingData) -> dict:
+    # One fit seed for every RNN: the same validation split and batch order, so
+    # the cells' learning curves are measured on the same sequences.
+    return dict(epochs=epochs, batch_size=config.rnn_batch_size, lr=config.rnn_lr,
+                clip=config.rnn_clip, bptt=config.rnn_bptt, validation=config.rnn_validation,
+                patience=config.rnn_patience, seed=data.rng("rnn_fit"), progress=data.progress)
+
+
+def _fit_rnn(cell: str, data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    config, n_symbols = data.config, data.truth.n_symbols
+    rnn = RNN(n_symbols, config.hidden, n_symbols, cell=cell, seed=data.rng(f"rnn_{cell}"),
+              dtype=config.rnn_dtype)
+    return Fitted(rnn.fit(data.symbols, **_rnn_fit_settings(config, config.epochs, data)))
+
+
+def _fit_implied(cell: str, data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    """EM on sequences generated by the cell's trained RNN: what it learned, as matrices."""
+    config, name = data.config, f"rnn_{cell}_hmm"
+    sampled = fitted[f"rnn_{cell}"].model.sample(config.implied_sequences, config.implied_length,
+                                                  seed=data.rng(name, "sample"))
+    return _em_aligned(sampled, data.truth, data.truth.n_states, config.implied_restarts, 1,
+                       data.rng(name), data.progress)
+
+
+def _fit_decoder(data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    config, truth = data.config, data.truth
+    decoder = RNN(truth.n_symbols, config.hidden, truth.n_states, cell=config.cells[0],
+                  seed=data.rng("rnn_decoder"), dtype=config.rnn_dtype)
+    settings = _rnn_fit_settings(config, config.decoder_epochs, data)
+    return Fitted(decoder.fit(data.symbols, data.states, **settings))
+
+
+def _fit_majority(data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    return Fitted(int(np.bincount(data.states.ravel()).argmax()))
+
+
+def _fit_baseline(kind, data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
+    return Fitted(kind.fit(data.symbols, data.truth.n_symbols))
+
+
+def _em_states(config: ComparisonConfig, truth: HMM) -> int:
+    return truth.n_states if config.em_states is None else config.em_states
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def registry(config: ComparisonConfig, truth: HMM) -> dict[str, ModelEntry]:
+    """Every model of a run with ``config`` on data from ``truth``, in report order.
+
+    Returns
+    -------
+    dict of str to ModelEntry
+        ``true``, ``counted_hmm``, ``em_hmm``; per cell ``rnn_{cell}`` and
+        ``rnn_{cell}_hmm``; ``rnn_decoder``, ``majority_state``, ``iid``, ``markov1``.
+    """
+    hmm = ("prediction", "state_decoding")
+    em_matches = _em_states(config, truth) == truth.n_states
+    entries = [
+        ModelEntry("true", "truth", "the generating model; its filter is the Bayes-optimal "
+                   "forecast (the floor of the log-loss)", _fit_truth, hmm),
+        ModelEntry("counted_hmm", "counted (sees states)", "HMM fitted by counting, with the "
+                   "hidden states visible (pseudocount 1e-3)", _fit_counted, (*hmm, "matrices")),
+        ModelEntry("em_hmm", "EM (symbols only)",
+                   f"HMM with {_em_states(config, truth)} states fitted by Baum-Welch (EM) on "
+                   "the symbols only", _fit_em,
+                   (*hmm, "matrices") if em_matches else ("prediction",), remote=True),
+    ]
+    for cell in config.cells:
+        entries += [
+            ModelEntry(f"rnn_{cell}", f"{cell} RNN", f"{cell} RNN trained on the symbols only "
+                       "(next-symbol prediction)", functools.partial(_fit_rnn, cell),
+                       ("prediction", "belief_probe")),
+            ModelEntry(f"rnn_{cell}_hmm", f"{cell} RNN-implied", f"EM on sequences generated "
+                       f"by `rnn_{cell}`: what it learned, written as matrices",
+                       functools.partial(_fit_implied, cell), (*hmm, "matrices")),
+        ]
+    entries += [
+        ModelEntry("rnn_decoder", "decoder", f"{config.cells[0]} RNN trained with the hidden "
+                   "states as labels (a supervised decoder)", _fit_decoder, ("label_decoding",)),
+        ModelEntry("majority_state", "majority", "always the hidden state most frequent in "
+                   "training: the chance level of decoding", _fit_majority, ("chance",)),
+        ModelEntry("iid", "i.i.d.", "i.i.d. symbol frequencies, add-one smoothed",
+                   functools.partial(_fit_baseline, IIDBaseline), ("prediction",)),
+        ModelEntry("markov1", "Markov", "first-order Markov chain on the symbols, add-one "
+                   "smoothed", functools.partial(_fit_baseline, MarkovBaseline),
+                   ("prediction",)),
+    ]
+    return {entry.name: entry for entry in entries}
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def _prediction(model, heldout: HeldOut, name: str) -> Measured:
+    return Measured(m.prediction_metrics(model.predictive(heldout.symbols), heldout.symbols,
+                                         heldout.floor.predictive))
+
+
+def _accuracies(kind: str, predicted: np.ndarray, states: np.ndarray) -> dict[str, float]:
+    value, error = m.accuracy_with_error(predicted, states)
+    return {f"accuracy_{kind}": value, f"accuracy_{kind}_se": error}
+
+
+def _state_decoding(hmm: HMM, heldout: HeldOut, name: str) -> Measured:
+    symbols, states = heldout.symbols, heldout.states
+    beliefs = hmm.filter(symbols).beliefs
+    return Measured({
+        **_accuracies("causal", beliefs.argmax(-1), states),
+        **_accuracies("smoothed", hmm.smooth(symbols).argmax(-1), states),
+        **_accuracies("viterbi", hmm.viterbi(symbols)[0], states),
+        "belief_kl": m.mean_kl(heldout.floor.beliefs, beliefs),
+    }, beliefs)
+
+
+def _label_decoding(decoder, heldout: HeldOut, name: str) -> Measured:
+    beliefs = decoder.label_proba(heldout.symbols)
+    return Measured({**_accuracies("causal", beliefs.argmax(-1), heldout.states),
+                     "belief_kl": m.mean_kl(heldout.floor.beliefs, beliefs)}, beliefs)
+
+
+def _chance(state: int, heldout: HeldOut, name: str) -> Measured:
+    return Measured(_accuracies("causal", np.full_like(heldout.states, state), heldout.states))
+
+
+def _belief_probe(rnn, heldout: HeldOut, name: str) -> Measured:
+    """Affine probe from the RNN's state to the true belief, with its two controls.
+
+    Fitted on the first half of the held-out sequences and scored on the second
+    (whole sequences, so no step is both fitted and scored). Controls: the
+    same probe fitted to shuffled targets, and on an untrained network of the
+    same cell and size. Also the probe's decoding accuracy (a least-squares
+    classifier to the state).
+    """
+    half, floor, states = heldout.probe_half, heldout.floor, heldout.states
+    n_states = floor.beliefs.shape[-1]
+    untrained = RNN(rnn.n_inputs, rnn.n_hidden, rnn.n_outputs, cell=rnn.cell,
+                    seed=np.random.default_rng(named_seed(heldout.seed, name, "untrained")),
+                    dtype=rnn.dtype)
+    (h_fit, h_score), (u_fit, u_score) = (_halves(rnn.hidden_states(heldout.symbols), half),
+                                          _halves(untrained.hidden_states(heldout.symbols), half))
+    y_fit, y_score = _halves(floor.beliefs, half)
+    probed = m.apply_affine_probe(m.fit_affine_probe(h_fit, y_fit), h_score)
+    shuffle = np.random.default_rng(named_seed(heldout.seed, name, "shuffle"))
+    probe_states = m.probe_labels(h_fit, states[:half].ravel(), h_score, n_states)
+    beliefs = np.full(floor.beliefs.shape, np.nan)
+    beliefs[half:] = probed.reshape(beliefs[half:].shape)
+    return Measured({
+        "belief_r2": m.r_squared(y_score, probed),
+        "belief_r2_shuffled": m.probe_r2(h_fit, y_fit[shuffle.permutation(len(y_fit))],
+                                         h_score, y_score),
+        "belief_r2_untrained": m.probe_r2(u_fit, y_fit, u_score, y_score),
+        **_accuracies("causal", probe_states.reshape(states[half:].shape), states[half:]),
+    }, beliefs)
+
+
+def _halves(per_step: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, T, D) -> rows (N1, D) of sequences ``[:half]`` and (N2, D) of ``[half:]``."""
+    width = per_step.shape[-1]
+    return per_step[:half].reshape(-1, width), per_step[half:].reshape(-1, width)
+
+
+def _matrices(hmm: HMM, heldout: HeldOut, name: str) -> Measured:
+    return Measured(m.matrix_errors(hmm, heldout.truth))
+
+
+#: How each measurement is taken: ``measure(model, heldout, name) -> Measured``.
+MEASURE: dict[str, Callable[[object, HeldOut, str], Measured]] = {
+    "prediction": _prediction,
+    "state_decoding": _state_decoding,
+    "label_decoding": _label_decoding,
+    "belief_probe": _belief_probe,
+    "chance": _chance,
+    "matrices": _matrices,
+}
