@@ -13,7 +13,7 @@ from seqmodels.compare.config import TARGETS, ComparisonConfig
 from seqmodels.compare.executors import InlineExecutor, process_pool
 from seqmodels.compare.models import MEASUREMENTS, ModelEntry, registry
 from seqmodels.compare.report import write_report
-from seqmodels.compare.run import ComparisonResult, run_comparison
+from seqmodels.compare.run import ComparisonResult, run_comparison, run_on_samples
 
 __all__ = [
     "MEASUREMENTS",
@@ -27,5 +27,6 @@ __all__ = [
     "process_pool",
     "registry",
     "run_comparison",
+    "run_on_samples",
     "write_report",
 ]

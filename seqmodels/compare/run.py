@@ -100,10 +100,11 @@ class ComparisonResult:
 
 
 class _Stopwatch:
-    """Wall time per named stage."""
+    """Wall time per named stage, and in all since it was made."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.began = time.perf_counter()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -116,7 +117,9 @@ class _Stopwatch:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"stage": list(self.seconds), "seconds": list(self.seconds.values())})
+        """Stages and seconds, then the wall time in all (``total (wall)``)."""
+        stages = {**self.seconds, "total (wall)": time.perf_counter() - self.began}
+        return pd.DataFrame({"stage": list(stages), "seconds": list(stages.values())})
 
 
 def _timed_fit(entry: ModelEntry, data: TrainingData,
@@ -236,6 +239,10 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
                    executor: Executor | None = None) -> ComparisonResult:
     """Fit every registered model on one sample and measure them all on held-out sequences.
 
+    Samples ``config.n_train`` training and ``config.n_test`` held-out sequences
+    from the preset (seeds named "train" and "test" under ``config.seed``), then
+    runs :func:`run_on_samples`.
+
     Parameters
     ----------
     config : ComparisonConfig, optional
@@ -269,22 +276,56 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
     """
     config, executor = _check_config(config), _check_executor(executor)
     clock = _Stopwatch()
-    start = time.perf_counter()
     spec = PRESETS[config.preset]()
-    truth = spec.to_hmm()
     with clock.stage("sample data"):
         train = spec.sample(config.n_train, config.length, named_seed(config.seed, "train"))
         test = spec.sample(config.n_test, config.length, named_seed(config.seed, "test"))
-    data = TrainingData(config, truth, train.dice, train.symbols, progress)
+    return run_on_samples(config, spec.to_hmm(), (train.dice, train.symbols),
+                          (test.dice, test.symbols), tuple(spec.state_names), progress=progress,
+                          executor=executor, clock=clock)
+
+
+def run_on_samples(config: ComparisonConfig, truth: HMM, train: tuple[np.ndarray, np.ndarray],
+                   test: tuple[np.ndarray, np.ndarray], state_names: tuple[str, ...], *,
+                   progress: bool = False, executor: Executor | None = None,
+                   clock: _Stopwatch | None = None) -> ComparisonResult:
+    """Fit and measure every registered model on samples already drawn.
+
+    :func:`run_comparison` draws its samples and calls this; a sweep calls it
+    directly, to train on nested prefixes of one sample and score on one
+    held-out set. ``config.n_train``, ``n_test`` and ``length`` are not read:
+    the samples decide the sizes.
+
+    Parameters
+    ----------
+    config : ComparisonConfig
+        Model settings and the root seed of every fit.
+    truth : HMM
+        The model that generated both samples.
+    train, test : tuple of numpy.ndarray
+        ``(states, symbols)``, each of shape (B, T), ints: the hidden chain and
+        the symbols.
+    state_names : tuple of str
+        Names of the truth's states, for the report.
+    progress, executor :
+        As in :func:`run_comparison`.
+    clock : optional
+        The stage timer to continue (internal).
+
+    Returns
+    -------
+    ComparisonResult
+    """
+    config, executor = _check_config(config), _check_executor(executor)
+    clock = clock or _Stopwatch()
+    data = TrainingData(config, truth, *train, progress)
     entries = registry(config, truth)
     with ExitStack() as stack:
         pool = executor if executor is not None else stack.enter_context(process_pool(1))
         fitted = _fit_all(entries, data, pool, clock)
     with clock.stage("true filter"):
-        heldout = HeldOut(truth, test.dice, test.symbols, truth.filter(test.symbols),
-                          config.seed)
+        heldout = HeldOut(truth, *test, truth.filter(test[1]), config.seed)
     measured = _measure_all(entries, fitted, heldout, clock)
-    clock.seconds["total (wall)"] = time.perf_counter() - start
     first_rnn = f"rnn_{config.cells[0]}"
     probe = entries[first_rnn].measurements.index("belief_probe")
     return ComparisonResult(
@@ -296,6 +337,5 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
         learning_references=_learning_references(fitted, first_rnn, data, truth),
         belief_trace=_belief_trace(heldout, measured[first_rnn][probe].beliefs,
                                    config.trace_steps),
-        em_restarts=_restarts(fitted), timings=clock.frame(),
-        state_names=tuple(spec.state_names),
+        em_restarts=_restarts(fitted), timings=clock.frame(), state_names=state_names,
     )
