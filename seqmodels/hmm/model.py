@@ -306,6 +306,21 @@ class HMM:
         return model
 
     @classmethod
+    def from_labelled_transitions(cls, T, startprob=None):
+        """The state-emitting HMM of labelled transitions ``T[x, i, j]``, and the state map.
+
+        ``T[x, i, j] = P(emit x, go to j | in i)``, shape (V, K, K); the process
+        starts in ``startprob`` (the stationary distribution when omitted).
+        Returns a :class:`~seqmodels.hmm.labelled.ConvertedHMM` (``hmm``,
+        ``state_map``, ``original_states``); see
+        :func:`seqmodels.hmm.labelled.from_labelled_transitions` for the
+        construction and the proof that the laws agree.
+        """
+        from seqmodels.hmm.labelled import from_labelled_transitions  # imports this module
+
+        return from_labelled_transitions(T, startprob)
+
+    @classmethod
     def from_hmmlearn(cls, model) -> HMM:
         """The parameters of a fitted ``hmmlearn.hmm.CategoricalHMM`` (validated)."""
         try:
