@@ -226,6 +226,11 @@ class DiceSample:
             )
 
     @property
+    def states(self) -> np.ndarray:
+        """The hidden states, shape (B, T): ``dice``, by the name every preset's sample uses."""
+        return self.dice
+
+    @property
     def symbols(self) -> np.ndarray:
         """0-based symbols, ``faces - 1``, shape (B, T)."""
         return self.faces - 1
