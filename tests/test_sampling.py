@@ -19,7 +19,8 @@ chosen shapes really take the intended path.
 Autocorrelation
 ---------------
 Steps of one sequence are dependent, so pooled die counts are not multinomial.
-The tests only use statistics that are exact multinomials:
+The tests only use statistics that are exact multinomials, through the public
+checks of :mod:`seqmodels.testing` (which argue the same points):
 
 - faces given the hidden path are independent draws from each die;
 - the successors of die ``i`` are i.i.d. draws from ``transmat[i]`` (strong
@@ -44,9 +45,21 @@ from scipy import stats
 
 from seqmodels.dice import PRESETS, DiceHMM, loaded_dice, three_dice
 from seqmodels.hmm.sampling import _chunk_count
+from seqmodels.testing import (
+    MIN_EXPECTED,
+    assert_passed,
+    check_emissions,
+    check_homogeneity,
+    check_multinomial,
+    check_paths,
+    check_step_pairs,
+    check_transitions,
+    emission_counts,
+    thinning_lag,
+    transition_counts,
+)
 
 ALPHA = 1e-3
-MIN_EXPECTED = 5.0  # the chi-square approximation's usual rule
 
 # (n_sequences, length) of the two big samples per preset.
 PATHS = {"plain": (512, 200), "chunked": (1, 100_000)}
@@ -73,82 +86,6 @@ def collect(model: DiceHMM, n_sequences: int, length: int, total: int, seed: int
     return np.concatenate(paths)[:total]
 
 
-# --------------------------------------------------------------------------- chi-square helpers
-
-
-def pooled_chisquare(observed: np.ndarray, probs: np.ndarray) -> float:
-    """p-value of independent multinomial rows ``observed[i] ~ Mult(n_i, probs[i])``.
-
-    Cells with probability 0 must be empty (asserted) and are left out; rows with
-    no draws are skipped. The rows' statistics and degrees of freedom add up.
-    With a single possible cell per row there is nothing left to test: p = 1.
-    """
-    observed, probs = np.atleast_2d(observed), np.atleast_2d(probs)
-    statistic, dof = 0.0, 0
-    for counts, row in zip(observed, probs, strict=True):
-        impossible = row == 0
-        assert counts[impossible].sum() == 0, f"impossible cells drawn: {counts} vs {row}"
-        if counts.sum() == 0:
-            continue
-        expected = counts.sum() * row[~impossible]
-        assert expected.min() >= MIN_EXPECTED, f"too few draws for a chi-square: {expected}"
-        statistic += (((counts[~impossible] - expected) ** 2) / expected).sum()
-        dof += (~impossible).sum() - 1
-    return stats.chi2.sf(statistic, dof) if dof > 0 else 1.0
-
-
-def pooled_two_sample(first: np.ndarray, second: np.ndarray) -> float:
-    """p-value that two samples of independent multinomial rows share each row's law."""
-    statistic, dof = 0.0, 0
-    for a, b in zip(np.atleast_2d(first), np.atleast_2d(second), strict=True):
-        seen = (a + b) > 0
-        if seen.sum() < 2 or a.sum() == 0 or b.sum() == 0:
-            continue
-        result = stats.chi2_contingency(np.stack([a[seen], b[seen]]), correction=False)
-        assert result.expected_freq.min() >= MIN_EXPECTED, result.expected_freq
-        statistic += result.statistic
-        dof += result.dof
-    assert dof > 0
-    return stats.chi2.sf(statistic, dof)
-
-
-def emission_counts(dice: np.ndarray, faces: np.ndarray, n_states: int, n_symbols: int):
-    """Counts (K, V): ``[k, v]`` = throws of die ``k`` showing face ``v + 1``."""
-    flat = dice.ravel() * n_symbols + faces.ravel() - 1
-    return np.bincount(flat, minlength=n_states * n_symbols).reshape(n_states, n_symbols)
-
-
-def transition_counts(dice: np.ndarray, n_states: int) -> np.ndarray:
-    """Counts (K, K): ``[i, j]`` = steps from die ``i`` to die ``j`` within sequences."""
-    flat = dice[:, :-1].ravel() * n_states + dice[:, 1:].ravel()
-    return np.bincount(flat, minlength=n_states**2).reshape(n_states, n_states)
-
-
-def path_counts(dice: np.ndarray, n_states: int) -> np.ndarray:
-    """Counts of whole paths (n_states ** T,), path ``(z_0, .., z_{T-1})`` in base ``K``."""
-    index = np.ravel_multi_index(dice.T, (n_states,) * dice.shape[1])
-    return np.bincount(index, minlength=n_states ** dice.shape[1])
-
-
-def path_probabilities(model: DiceHMM, length: int) -> np.ndarray:
-    """Exact law of the hidden path, same order as :func:`path_counts`."""
-    k = model.n_states
-    probs = model.startprob
-    for _ in range(length - 1):
-        # The last state is the fastest-varying digit of the path's index.
-        probs = (probs.reshape(-1, k)[:, :, None] * model.transmat).ravel()
-    return probs
-
-
-def thinning_lag(transmat: np.ndarray, correlation: float = 1e-4) -> int:
-    """Smallest lag ``m`` with ``|lambda_2| ** m <= correlation``."""
-    moduli = np.sort(np.abs(np.linalg.eigvals(transmat)))
-    second = moduli[-2]
-    if second < 1e-12:
-        return 1
-    return int(np.ceil(np.log(correlation) / np.log(second)))
-
-
 def long_run_states(preset: str, path: str) -> np.ndarray:
     """Independent draws from (about) the stationary law; see the module docstring."""
     sample = big_sample(preset, path)
@@ -169,16 +106,14 @@ paths = pytest.mark.parametrize("path", sorted(PATHS))
 def test_faces_given_die_follow_each_die(preset, path):
     sample = big_sample(preset, path)
     spec = sample.spec
-    counts = emission_counts(sample.dice, sample.faces, spec.n_states, spec.n_symbols)
-    assert pooled_chisquare(counts, spec.emissionprob) > ALPHA
+    assert_passed(check_emissions(spec, sample.dice, sample.symbols, ALPHA))
 
 
 @presets
 @paths
 def test_transition_counts_follow_each_row(preset, path):
     sample = big_sample(preset, path)
-    counts = transition_counts(sample.dice, sample.spec.n_states)
-    assert pooled_chisquare(counts, sample.spec.transmat) > ALPHA
+    assert_passed(check_transitions(sample.spec, sample.dice, ALPHA))
 
 
 @presets
@@ -187,7 +122,7 @@ def test_long_run_frequencies_are_stationary(preset, path):
     spec = PRESETS[preset]()
     states = long_run_states(preset, path)
     counts = np.bincount(states, minlength=spec.n_states)
-    assert pooled_chisquare(counts, spec.stationary_distribution()) > ALPHA
+    assert_passed(check_multinomial(counts, spec.stationary_distribution(), ALPHA))
 
 
 @presets
@@ -197,7 +132,7 @@ def test_whole_short_paths_follow_the_chain(preset, n_sequences):
     spec = PRESETS[preset]()
     assert_path(n_sequences, 3, "plain" if n_sequences >= 256 else "chunked")
     dice = collect(spec, n_sequences, 3, total=6000, seed=n_sequences)
-    assert pooled_chisquare(path_counts(dice, spec.n_states), path_probabilities(spec, 3)) > ALPHA
+    assert_passed(check_paths(spec, dice, 3, ALPHA))
 
 
 @pytest.mark.parametrize(
@@ -207,8 +142,7 @@ def test_edge_shapes_follow_the_chain(n_sequences, length):
     spec = loaded_dice()
     dice = collect(spec, n_sequences, length, total=6000, seed=length)
     assert dice.shape == (6000, length)
-    probs = path_probabilities(spec, length)
-    assert pooled_chisquare(path_counts(dice, spec.n_states), probs) > ALPHA
+    assert_passed(check_paths(spec, dice, length, ALPHA))
 
 
 @pytest.mark.parametrize("path", ["plain", "chunked"])
@@ -218,12 +152,9 @@ def test_every_step_pair_follows_the_chain(path):
     n_sequences, length = (4000, 14) if path == "plain" else (200, 14)
     assert_path(n_sequences, length, path)
     dice = collect(spec, n_sequences, length, total=4000, seed=7)
-    marginal = spec.startprob
-    for t in range(length - 1):
-        pairs = np.bincount(dice[:, t] * 4 + dice[:, t + 1], minlength=16)
-        probs = (marginal[:, None] * spec.transmat).ravel()
-        assert pooled_chisquare(pairs, probs) > ALPHA / (length - 1), t
-        marginal = marginal @ spec.transmat
+    result = check_step_pairs(spec, dice, ALPHA)  # Bonferroni over the 13 steps
+    assert_passed(result)
+    assert result.alpha == ALPHA / (length - 1)
 
 
 @paths
@@ -295,7 +226,7 @@ def test_zero_probability_start_states_never_start(startprob, n_sequences):
     first = collect(spec, n_sequences, 5, total=1000, seed=1)[:, 0]
     counts = np.bincount(first, minlength=3)
     assert np.all(counts[np.asarray(startprob) == 0] == 0)
-    assert pooled_chisquare(counts, spec.startprob) > ALPHA
+    assert_passed(check_multinomial(counts, spec.startprob, ALPHA))
 
 
 # --------------------------------------------------------------------------- seeds and independence
@@ -359,13 +290,12 @@ def test_hmmlearn_agrees_on_faces_and_transitions_given_die(preset):
     theirs_dice, theirs_faces = dice[None, :], faces.T + 1
     ours = spec.sample(1, 20_000, seed=3)
     k, v = spec.n_states, spec.n_symbols
-    assert pooled_two_sample(
-        emission_counts(ours.dice, ours.faces, k, v),
-        emission_counts(theirs_dice, theirs_faces, k, v),
-    ) > ALPHA
-    assert pooled_two_sample(
-        transition_counts(ours.dice, k), transition_counts(theirs_dice, k),
-    ) > ALPHA
+    assert_passed(
+        check_homogeneity(emission_counts(ours.dice, ours.symbols, k, v),
+                          emission_counts(theirs_dice, theirs_faces - 1, k, v), ALPHA),
+        check_homogeneity(transition_counts(ours.dice, k), transition_counts(theirs_dice, k),
+                          ALPHA),
+    )
 
 
 def test_hmmlearn_agrees_on_the_last_step_of_short_sequences():
@@ -381,10 +311,10 @@ def test_hmmlearn_agrees_on_the_last_step_of_short_sequences():
     k, v = spec.n_states, spec.n_symbols
     pair_ours = transition_counts(ours.dice[:, -2:], k).ravel()
     pair_theirs = transition_counts(theirs_dice[:, -2:], k).ravel()
-    assert pooled_two_sample(pair_ours, pair_theirs) > ALPHA
-    last_ours = emission_counts(ours.dice[:, -1], ours.faces[:, -1], k, v).ravel()
-    last_theirs = emission_counts(theirs_dice[:, -1], theirs_faces[:, -1], k, v).ravel()
-    assert pooled_two_sample(last_ours, last_theirs) > ALPHA
+    last_ours = emission_counts(ours.dice[:, -1], ours.symbols[:, -1], k, v).ravel()
+    last_theirs = emission_counts(theirs_dice[:, -1], theirs_faces[:, -1] - 1, k, v).ravel()
+    assert_passed(check_homogeneity(pair_ours, pair_theirs, ALPHA),
+                  check_homogeneity(last_ours, last_theirs, ALPHA))
 
 
 @pytest.mark.parametrize("n_rows, n_columns", [(1, 1), (2, 6), (4, 8), (50, 50)])
