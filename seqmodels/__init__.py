@@ -2,11 +2,14 @@
 
 The public API is re-exported here::
 
-    from seqmodels import loaded_dice, fit_em, ElmanRNN
+    from seqmodels import loaded_dice, mess3, fit_em, ElmanRNN
+
+:data:`PRESETS` holds every preset, dice and processes. The modules
+``seqmodels.information`` (exact block entropies) and ``seqmodels.testing``
+(statistical checks for your test suites) are imported by name.
 """
 
 from seqmodels.dice import (
-    PRESETS,
     DiceHMM,
     DiceSample,
     Die,
@@ -24,6 +27,16 @@ from seqmodels.hmm import (
     fit_em,
     sample_chain,
     stationary_distribution,
+)
+from seqmodels.processes import (
+    PRESETS,
+    LabelledProcess,
+    ProcessSample,
+    even,
+    golden_mean,
+    mess3,
+    random_hmm,
+    rrxor,
 )
 from seqmodels.rnn import ElmanRNN, ForwardResult, TrainingDivergedError
 
@@ -54,12 +67,19 @@ __all__ = [
     "ElmanRNN",
     "FilterResult",
     "ForwardResult",
+    "LabelledProcess",
+    "ProcessSample",
     "TrainingDivergedError",
     "align_states",
     "casino",
+    "even",
     "fit_counts",
     "fit_em",
+    "golden_mean",
     "loaded_dice",
+    "mess3",
+    "random_hmm",
+    "rrxor",
     "run_comparison",
     "sample_chain",
     "stationary_distribution",

@@ -102,6 +102,23 @@ def test_dice_presets_keep_their_names_and_outputs(name):
     assert model.state_names == dice.PRESETS[name]().state_names
 
 
+def test_the_package_re_exports_the_processes_and_one_presets():
+    import seqmodels
+
+    assert seqmodels.PRESETS is PRESETS
+    assert seqmodels.mess3 is mess3 and seqmodels.LabelledProcess is LabelledProcess
+    assert set(dice.PRESETS) < set(PRESETS)
+
+
+def test_the_comparison_config_accepts_every_preset():
+    from seqmodels.compare import ComparisonConfig
+
+    for name in PRESETS:
+        assert ComparisonConfig(preset=name).preset == name
+    with pytest.raises(ValueError, match=r"preset must be one of .*'mess3'"):
+        ComparisonConfig(preset="mess4")
+
+
 def test_as_hmm_takes_hmms_and_presets_and_names_anything_else():
     hmm = mess3().to_hmm()
     assert as_hmm(hmm) is hmm and as_hmm(mess3()).n_states == 3

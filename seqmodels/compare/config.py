@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from seqmodels._checks import check_count, check_real
-from seqmodels.dice import PRESETS
+from seqmodels.processes import PRESETS
 from seqmodels.rnn import CELLS
 from seqmodels.rnn.train import split_validation
 
@@ -47,7 +47,8 @@ class ComparisonConfig:
     Parameters
     ----------
     preset : str
-        A name from :data:`seqmodels.dice.PRESETS`: the true model.
+        A name from :data:`seqmodels.processes.PRESETS` (dice and processes): the
+        true model.
     n_train, n_test, length : int
         Training and held-out sequences, each ``length`` steps.
     hidden : int
