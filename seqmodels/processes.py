@@ -241,6 +241,24 @@ def state_map(process) -> np.ndarray:
     return np.arange(as_hmm(process).n_states) if mapping is None else mapping
 
 
+def original_state_names(process) -> list[str]:
+    """Names of the process's own states (what :func:`original_beliefs` returns beliefs over)."""
+    names = getattr(process, "original_state_names", None)
+    return list(process.state_names if names is None else names)
+
+
+def original_beliefs(process, beliefs) -> np.ndarray:
+    """HMM beliefs (..., n_states) as beliefs over the process's own states (..., K).
+
+    For a :class:`LabelledProcess` the beliefs of the HMM states standing for
+    one original state are summed (:meth:`LabelledProcess.original_beliefs`);
+    for dice and plain HMMs the beliefs are returned as they are (float64).
+    """
+    if isinstance(process, LabelledProcess):
+        return process.original_beliefs(beliefs)
+    return np.asarray(beliefs, dtype=np.float64)
+
+
 def _check_interval(name: str, value, high: float = 1.0, closed_high: bool = False) -> float:
     """``value`` as a float in ``(0, high)`` (``(0, high]`` if ``closed_high``), or ValueError."""
     value = check_real(name, value)
@@ -381,5 +399,5 @@ PRESETS: dict[str, Callable[..., DiceHMM | LabelledProcess]] = {
 
 __all__: Sequence[str] = [
     "PRESETS", "LabelledProcess", "ProcessSample", "as_hmm", "even", "golden_mean", "mess3",
-    "random_hmm", "rrxor", "state_map",
+    "original_beliefs", "original_state_names", "random_hmm", "rrxor", "state_map",
 ]

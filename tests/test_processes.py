@@ -14,6 +14,8 @@ from seqmodels.processes import (
     even,
     golden_mean,
     mess3,
+    original_beliefs,
+    original_state_names,
     random_hmm,
     rrxor,
     state_map,
@@ -117,6 +119,23 @@ def test_the_comparison_config_accepts_every_preset():
         assert ComparisonConfig(preset=name).preset == name
     with pytest.raises(ValueError, match=r"preset must be one of .*'mess3'"):
         ComparisonConfig(preset="mess4")
+
+
+@pytest.mark.parametrize("name", ["even", "rrxor", "mess3", "casino"])
+def test_beliefs_over_the_original_states_for_any_preset(name):
+    model = PRESETS[name]()
+    hmm = as_hmm(model)
+    _, symbols = hmm.sample(3, 20, seed=9)
+    beliefs = hmm.filter(symbols).beliefs
+    merged = original_beliefs(model, beliefs)
+    names = original_state_names(model)
+    assert merged.shape == (3, 20, len(names))
+    np.testing.assert_allclose(merged.sum(axis=-1), 1.0, atol=1e-12)
+    for k in range(len(names)):  # each original state gets its HMM states' beliefs
+        np.testing.assert_allclose(merged[..., k],
+                                   beliefs[..., state_map(model) == k].sum(axis=-1))
+    if name == "even":
+        assert names == ["A", "B"]
 
 
 def test_as_hmm_takes_hmms_and_presets_and_names_anything_else():
