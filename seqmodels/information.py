@@ -144,8 +144,8 @@ def block_entropy(model, max_length: int) -> np.ndarray:
     and one broadcast, so level ``n`` costs time and memory in proportion to
     :math:`N_{n-1} V K`, with :math:`N_n \\le V^n` the words of positive
     probability (words of probability 0 are dropped with their subtrees). The words of 8 throws of
-    ``loaded_dice`` (:math:`8^8 = 1.7 \\cdot 10^7`, ``K = 4``) peak at 1.3 GB and
-    take about 4 s; Mess3 to length 14 (:math:`3^{14} = 4.8 \\cdot 10^6`) under 1 s.
+    ``loaded_dice`` (:math:`8^8 = 1.7 \\cdot 10^7`, ``K = 4``) peak at 1.3 GB of
+    memory; Mess3 to length 14 (:math:`3^{14} = 4.8 \\cdot 10^6` words) at 0.4 GB.
 
     Raises
     ------
