@@ -1,8 +1,9 @@
 """Statistical checks of a sample against a model, for your own test suites.
 
-Every check here tests a statistic that is *exactly* multinomial under the
-model, whatever the autocorrelation along a sequence, so its p-value means
-what it says:
+Every check here counts something whose law under the model is *exactly*
+multinomial, whatever the autocorrelation along a sequence, so the
+chi-square p-value (the usual large-sample approximation, every cell
+expected at 5 or more) means what it says:
 
 - symbols given the hidden path are independent draws, one per step, from the
   emitting state's row (:func:`check_emissions`);
@@ -22,8 +23,9 @@ Chi-square statistics need expected counts of about 5 or more (Cochran's
 rule). Cells expected below 5 are pooled into one; a pool still below 5 joins
 the smallest other cell. The pooling depends only on the model and the row
 totals, never on the counts, and a sum of multinomial cells is multinomial,
-so the test stays exact in law (it only loses some power). A count in a cell
-of probability 0 fails at once (p = 0), naming the cell.
+so the pooled counts are still exactly multinomial and every cell left meets
+the rule (the test only loses some power). A count in a cell of probability
+0 fails at once (p = 0), naming the cell.
 
 Every check returns a :class:`CheckResult` (statistic, degrees of freedom,
 p-value, the level it is judged at); :func:`assert_passed` and
@@ -49,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import chdtrc  # the chi-square survival function; scipy.stats is slow to import
 
-from seqmodels._checks import check_count, check_memory, check_real
+from seqmodels._checks import check_count, check_memory, check_probabilities, check_real
 from seqmodels.information import word_probabilities
 from seqmodels.processes import as_hmm
 
@@ -158,6 +160,15 @@ def _pearson(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.where(expected > 0, (observed - expected) ** 2 / safe, 0.0).sum(axis=1)
 
 
+def _row_chisquare(counts: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of multinomial ``counts`` (R, C) against ``probs`` (R, C): the Pearson
+    statistic and its degrees of freedom after pooling small cells, (R,) each."""
+    expected = counts.sum(axis=1, keepdims=True) * probs
+    groups = _cell_groups(expected)
+    observed, expected = _group_sums(counts, groups), _group_sums(expected, groups)
+    return _pearson(observed, expected), np.maximum((expected > 0).sum(axis=1) - 1, 0)
+
+
 def _result(name: str, statistic: float, dof: int, alpha: float) -> CheckResult:
     pvalue = float(chdtrc(dof, statistic)) if dof > 0 else 1.0
     return CheckResult(name, float(statistic), int(dof), pvalue, alpha)
@@ -200,18 +211,16 @@ def check_multinomial(counts, probs, alpha: float = ALPHA, name: str = "multinom
     given its total: the caller's argument (see the module docstring).
     """
     alpha = _check_alpha(alpha)
-    counts, probs = np.atleast_2d(counts), np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    counts = np.atleast_2d(counts)
+    probs = check_probabilities("probs", np.atleast_2d(probs), ndim=2)
     if counts.shape != probs.shape:
         raise ValueError(f"counts and probs must have one shape, got {counts.shape} and "
                          f"{probs.shape}")
     impossible = _impossible(counts, probs, what)
     if impossible:
         return CheckResult(name, np.inf, 0, 0.0, alpha, impossible)
-    expected = counts.sum(axis=1, keepdims=True) * probs
-    groups = _cell_groups(expected)
-    observed, expected = _group_sums(counts, groups), _group_sums(expected, groups)
-    dof = np.maximum((expected > 0).sum(axis=1) - 1, 0)
-    return _result(name, _pearson(observed, expected).sum(), dof.sum(), alpha)
+    statistic, dof = _row_chisquare(counts, probs)
+    return _result(name, statistic.sum(), dof.sum(), alpha)
 
 
 def check_homogeneity(first, second, alpha: float = ALPHA,
@@ -220,10 +229,12 @@ def check_homogeneity(first, second, alpha: float = ALPHA,
 
     Row ``i`` of ``first`` and of ``second`` (counts over the same cells) form
     a 2 x C contingency table; under the hypothesis each cell's expected count
-    is its column total times the row's share. Small cells are pooled as in
-    :func:`check_multinomial` (by the expected counts of the smaller sample),
-    rows' statistics and degrees of freedom add up. Use it to compare a
-    sampler with another one (hmmlearn's, say) without knowing the law.
+    is its column total times the row's share (the test conditions on these
+    margins, as every contingency test does). Small cells are pooled as in
+    :func:`check_multinomial`, by the expected counts of the smaller sample,
+    the same columns on both sides; rows' statistics and degrees of freedom
+    add up. Use it to compare a sampler with another one (hmmlearn's, say)
+    without knowing the law.
     """
     alpha = _check_alpha(alpha)
     first, second = np.atleast_2d(first), np.atleast_2d(second)
@@ -384,10 +395,7 @@ def check_step_pairs(model, states, alpha: float = ALPHA) -> CheckResult:
     impossible = _impossible(counts, probs, "pairs (row = step t, cell = i * K + j)")
     if impossible:
         return CheckResult("state pairs at each step", np.inf, 0, 0.0, alpha, impossible)
-    expected = counts.sum(axis=1, keepdims=True) * probs
-    groups = _cell_groups(expected)
-    observed, expected = _group_sums(counts, groups), _group_sums(expected, groups)
-    statistic, dof = _pearson(observed, expected), np.maximum((expected > 0).sum(axis=1) - 1, 0)
+    statistic, dof = _row_chisquare(counts, probs)
     tested = np.flatnonzero(dof > 0)
     if tested.size == 0:
         return CheckResult("state pairs at each step", 0.0, 0, 1.0, alpha, "nothing to test")
