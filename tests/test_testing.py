@@ -198,7 +198,7 @@ def test_other_bad_arguments_are_refused_naming_them():
         testing.check_paths(mess3(), sample.states, 5)
     with pytest.raises(ValueError, match="counts and probs must have one shape"):
         testing.check_multinomial([1, 2], [0.2, 0.3, 0.5])
-    with pytest.raises(ValueError, match="probs row 0 sums to 1.1"):
+    with pytest.raises(ValueError, match=r"probs row 0 sums to 1\.1"):
         testing.check_multinomial([1, 2], [0.5, 0.6])
     with pytest.raises(ValueError, match="model must be an HMM"):
         testing.check_transitions(None, sample.states)
