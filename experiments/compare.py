@@ -34,7 +34,7 @@ from seqmodels.compare.report import (
     target_table,
     targets_note,
 )
-from seqmodels.dice import PRESETS
+from seqmodels.processes import PRESETS
 from seqmodels.rnn import CELLS
 
 DEFAULTS, QUICK = ComparisonConfig(), ComparisonConfig.quick()
@@ -82,8 +82,8 @@ def cell_list(text: str) -> tuple[str, ...]:
 FLAGS = {
     "preset": ("the true model", str),
     "n_train": ("training sequences", positive_int),
-    "n_test": ("held-out sequences (at least 2: the belief probe fits on one half and "
-               "scores on the other)", positive_int),
+    "n_test": ("held-out sequences (at least 10: the belief probe is cross-validated over "
+               "5 folds of them)", positive_int),
     "length": ("steps per sequence", positive_int),
     "hidden": ("hidden units of every RNN", positive_int),
     "cells": (f"RNN cells, comma-separated, one next-symbol RNN each ({', '.join(CELLS)})",

@@ -114,3 +114,72 @@ def learning_curve_png(curve: pd.DataFrame, references: pd.DataFrame, models) ->
     axes.set_ylabel("excess over the true model (nats per symbol)")
     axes.legend(fontsize=7)
     return _png(figure)
+
+
+def _simplex_coordinates(beliefs: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
+    """2-D coordinates of beliefs (N, K): the triangle for K = 3, else the ``basis`` projection."""
+    if beliefs.shape[1] == 3:
+        corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+        return beliefs @ corners
+    return beliefs @ basis
+
+
+def belief_geometry_png(points: pd.DataFrame, state_names) -> bytes:
+    """The true beliefs and the RNN probe's predictions, side by side, as points in the simplex.
+
+    For three states the simplex is a triangle with the states at its corners;
+    for more (or two), both panels show the first two principal components of
+    the true beliefs, the same axes for both.
+    """
+    true = points.pivot(index="point", columns="state", values="true_belief").to_numpy()
+    probed = points.pivot(index="point", columns="state", values="probed_belief").to_numpy()
+    basis = None
+    if true.shape[1] != 3:
+        centered = true - true.mean(axis=0)
+        basis = np.linalg.svd(centered, full_matrices=False)[2][:2].T
+        basis = np.pad(basis, ((0, 0), (0, 2 - basis.shape[1])))  # two states: one component
+    figure = Figure(figsize=(9, 4.3), layout="constrained")
+    panels = figure.subplots(1, 2, sharex=True, sharey=True)
+    colors = true.argmax(axis=1)
+    for axes, beliefs, title in ((panels[0], true, "true belief (Bayesian filter)"),
+                                 (panels[1], probed, "RNN state through the belief probe")):
+        xy = _simplex_coordinates(beliefs, basis)
+        axes.scatter(xy[:, 0], xy[:, 1], c=colors, cmap="viridis", s=3, alpha=0.6,
+                     linewidths=0, vmin=0, vmax=max(true.shape[1] - 1, 1))
+        axes.set_title(title, fontsize=9)
+        axes.set_aspect("equal")
+        if basis is None:
+            corners = _simplex_coordinates(np.eye(3), None)
+            axes.plot(*np.vstack([corners, corners[:1]]).T, color="0.5", lw=0.8)
+            for (x, y), name in zip(corners, state_names, strict=True):
+                axes.annotate(name, (x, y), fontsize=8, ha="center",
+                              va="top" if y == 0 else "bottom")
+        else:
+            axes.set_xlabel("first principal component", fontsize=8)
+    if basis is not None:
+        panels[0].set_ylabel("second principal component", fontsize=8)
+    figure.suptitle(f"Belief geometry over {', '.join(state_names)}: {len(true)} held-out "
+                    "steps, colored by the most likely state", fontsize=9)
+    return _png(figure)
+
+
+def synchronization_png(binned: pd.DataFrame, exact_label: str) -> bytes:
+    """Each model's log-loss over bins of steps (log axis), beside the exact h(t + 1).
+
+    ``binned`` has columns model, first, last, log_loss (steps ``first..last``).
+    A model that has learned the process approaches the myopic-entropy curve,
+    the truth's expected loss at each step; how many steps it takes to get
+    close is how fast it synchronizes to the hidden state.
+    """
+    figure = Figure(figsize=(6.5, 4))
+    axes = figure.subplots()
+    for index, (model, part) in enumerate(binned.groupby("model", sort=False)):
+        middle = (part["first"] + part["last"]) / 2 + 1
+        style = dict(color="k", lw=2, ls="--") if model == exact_label else dict(
+            color=f"C{index}", lw=1, marker="o", ms=3)
+        axes.plot(middle, part.log_loss, label=model, **style)
+    axes.set_xscale("log")
+    axes.set_xlabel("step t + 1 (bins doubling in width)")
+    axes.set_ylabel("mean log-loss in the bin (nats per symbol)")
+    axes.legend(fontsize=7)
+    return _png(figure)

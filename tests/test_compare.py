@@ -45,7 +45,8 @@ from seqmodels.dice import PRESETS
 ROOT = Path(__file__).resolve().parents[1]
 ALPHA = 1e-3
 REPORT_FILES = ("report.md", "metrics.csv", "metrics.json", "config.json", "timings.csv",
-                "matrices.csv", "matrices.png", "belief_trace.png", "learning_curve.png")
+                "matrices.csv", "step_losses.csv", "matrices.png", "belief_trace.png",
+                "belief_geometry.png", "synchronization.png", "learning_curve.png")
 
 
 def quick_registry(**overrides):
@@ -175,7 +176,7 @@ def test_config_validates_and_round_trips():
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"preset": ["loaded_dice"]}, "preset must be one of"),
-    ({"n_test": 1}, "n_test must be at least 2"),
+    ({"n_test": 9}, "n_test must be at least 10"),
     ({"length": -3}, "length must be at least 1"),
     ({"rnn_lr": "0.1"}, "rnn_lr must be a real number"),
     ({"rnn_lr": float("inf")}, "rnn_lr must be a positive finite number"),
@@ -306,7 +307,7 @@ def test_true_model_is_the_floor(quick_run):
 
 
 def test_the_report_warns_when_the_hidden_chain_is_iid():
-    tiny = dict(n_train=10, n_test=4, length=30, epochs=1, decoder_epochs=1, restarts=1,
+    tiny = dict(n_train=10, n_test=10, length=30, epochs=1, decoder_epochs=1, restarts=1,
                 em_finalists=1, implied_restarts=1, implied_sequences=4, implied_length=30)
     text = {preset: render_markdown(run_comparison(
         ComparisonConfig.quick(preset=preset, **tiny), progress=False,
@@ -347,7 +348,7 @@ def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
     (["--n-train", "0"], "positive integer"),
     (["--length", "-5"], "positive integer"),
     (["--hidden", "x"], "positive integer"),
-    (["--quick", "--n-test", "1"], "n_test must be at least 2"),
+    (["--quick", "--n-test", "1"], "n_test must be at least 10"),
     (["--seed", "-1"], ">= 0"),
     (["--jobs", "0"], "positive integer"),
     (["--cells", "elman,banana"], "unknown cell 'banana'"),
@@ -393,7 +394,7 @@ def test_ctrl_c_during_the_run_exits_130_and_writes_nothing(tmp_path, monkeypatc
 
 def test_ctrl_c_while_writing_leaves_the_previous_report_whole(tmp_path, monkeypatch):
     """Interrupted after two files of a second report: the first report is there, unmixed."""
-    tiny = ComparisonConfig.quick(n_train=10, n_test=4, length=30, epochs=2, decoder_epochs=1,
+    tiny = ComparisonConfig.quick(n_train=10, n_test=10, length=30, epochs=2, decoder_epochs=1,
                                   restarts=1, em_finalists=1, implied_restarts=1,
                                   implied_sequences=4, implied_length=30, trace_steps=30)
     out = tmp_path / "report"

@@ -38,6 +38,8 @@ _COUNTS = ("n_train", "n_test", "length", "hidden", "epochs", "restarts", "em_fi
            "implied_restarts", "implied_length", "trace_steps")
 _POSITIVE_FLOATS = ("rnn_lr", "rnn_clip")
 _DTYPES = ("float32", "float64")
+#: Fewest held-out sequences: two per fold of the cross-validated belief probe.
+MIN_TEST = 10
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,10 @@ class ComparisonConfig:
             raise ValueError(f"rnn_validation must be in (0, 1), got {self.rnn_validation!r}")
         if self.rnn_dtype not in _DTYPES:
             raise ValueError(f"rnn_dtype must be one of {_DTYPES}, got {self.rnn_dtype!r}")
-        if self.n_test < 2:
+        if self.n_test < MIN_TEST:
             raise ValueError(
-                f"n_test must be at least 2 (the belief probe fits on half the held-out "
-                f"sequences and scores on the other half), got {self.n_test}"
+                f"n_test must be at least {MIN_TEST} (the belief probe is cross-validated "
+                f"over 5 folds of held-out sequences), got {self.n_test}"
             )
         self._check_validation_split()
 

@@ -7,6 +7,8 @@ can be checked on synthetic inputs whose answer is known.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from seqmodels._checks import as_symbol_batch
@@ -263,3 +265,167 @@ def probe_accuracy(fit_features: np.ndarray, fit_labels: np.ndarray,
     """Accuracy of :func:`probe_labels` on ``score_labels`` (N2,)."""
     return accuracy(probe_labels(fit_features, fit_labels, score_features, n_classes),
                     score_labels)
+
+
+# --------------------------------------------------------------------------- cross-validated probe
+
+#: Ridge penalties a probe chooses among, as multiples of the features' mean variance.
+PROBE_PENALTIES = np.logspace(-8, 1, 10)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """A cross-validated probe's out-of-fold predictions and their scores.
+
+    Attributes
+    ----------
+    predictions : numpy.ndarray, shape (B, T, K)
+        For each sequence, the prediction of the probe fitted on the folds it
+        is not in.
+    r2 : float
+        :math:`1 - SSE / SST` pooled over all steps and outputs (SST around each
+        output's mean).
+    mse : float
+        :math:`SSE / (N K)`: the mean squared error per output entry.
+    penalties : numpy.ndarray, shape (n_folds,)
+        The relative ridge penalty chosen inside each outer fold's training part.
+    """
+
+    predictions: np.ndarray
+    r2: float
+    mse: float
+    penalties: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Sums over the steps of a set of sequences: what ridge fits and their errors need.
+
+    ``n`` steps, ``sx`` (D,) and ``sy`` (K,) sums, ``gxx`` (D, D) = X^T X,
+    ``gxy`` (D, K) = X^T Y and ``yy`` the sum of squared targets.
+    """
+
+    n: float
+    sx: np.ndarray
+    sy: np.ndarray
+    gxx: np.ndarray
+    gxy: np.ndarray
+    yy: float
+
+
+def _moments_per_sequence(features: np.ndarray, targets: np.ndarray) -> _Moments:
+    """:class:`_Moments` with a leading axis: one entry per sequence."""
+    return _Moments(n=np.full(features.shape[0], float(features.shape[1])),
+                    sx=features.sum(axis=1), sy=targets.sum(axis=1),
+                    gxx=np.einsum("btd,bte->bde", features, features),
+                    gxy=np.einsum("btd,btk->bdk", features, targets),
+                    yy=np.einsum("btk,btk->b", targets, targets))
+
+
+def _total(moments: _Moments, rows: np.ndarray) -> _Moments:
+    """The moments of the sequences ``rows``, summed."""
+    return _Moments(*(np.asarray(getattr(moments, name))[rows].sum(axis=0)
+                      for name in ("n", "sx", "sy", "gxx", "gxy", "yy")))
+
+
+def _ridge(train: _Moments, penalty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (D, K) and intercept (K,) of ridge regression on centered data.
+
+    Minimizes :math:`\\|Y - X W - 1 c^T\\|^2 + \\lambda s \\|W\\|^2` with ``s``
+    the mean variance of the features, so ``penalty`` is scale-free and the
+    intercept is not penalized.
+    """
+    mean_x, mean_y = train.sx / train.n, train.sy / train.n
+    cxx = train.gxx - train.n * np.outer(mean_x, mean_x)
+    cxy = train.gxy - train.n * np.outer(mean_x, mean_y)
+    scale = max(np.trace(cxx) / cxx.shape[0], 1e-300)
+    weights = np.linalg.solve(cxx + penalty * scale * np.eye(cxx.shape[0]), cxy)
+    return weights, mean_y - mean_x @ weights
+
+
+def _sse(weights: np.ndarray, intercept: np.ndarray, rows: _Moments) -> float:
+    """:math:`\\|Y - X W - 1 c^T\\|^2` on the rows summarized by ``rows``, without the rows."""
+    return float(rows.yy - 2 * np.sum(weights * rows.gxy) - 2 * intercept @ rows.sy
+                 + np.sum(weights * (rows.gxx @ weights)) + 2 * intercept @ (weights.T @ rows.sx)
+                 + rows.n * intercept @ intercept)
+
+
+def _folds(n_sequences: int, n_folds: int) -> list[np.ndarray]:
+    return [part for part in np.array_split(np.arange(n_sequences), n_folds) if part.size]
+
+
+def _best_penalty(moments: _Moments, rows: np.ndarray, inner_folds: int,
+                  penalties: np.ndarray) -> float:
+    """The penalty with the least squared error over ``inner_folds`` folds of ``rows``."""
+    errors = np.zeros(len(penalties))
+    for held in _folds(rows.size, inner_folds):
+        fit = _total(moments, np.delete(rows, held))
+        scored = _total(moments, rows[held])
+        errors += [_sse(*_ridge(fit, penalty), scored) for penalty in penalties]
+    return float(penalties[int(np.argmin(errors))])
+
+
+def cross_validated_probe(features: np.ndarray, targets: np.ndarray, n_folds: int = 5,
+                          inner_folds: int = 4,
+                          penalties: np.ndarray = PROBE_PENALTIES) -> ProbeResult:
+    """A ridge probe from features to targets, scored out of fold, its penalty chosen inside.
+
+    The ``B`` sequences are cut into ``n_folds`` folds of whole sequences. For
+    each fold, a penalty is chosen from ``penalties`` by ``inner_folds``-fold
+    cross-validation on the other folds alone, a ridge map (:func:`_ridge`) is
+    fitted on all of them with it, and the fold is predicted. No step's
+    prediction ever saw that step, through the weights or through the penalty.
+    Everything is computed from per-sequence sums (D x D Gram matrices), so
+    the inner search never revisits the rows.
+
+    Parameters
+    ----------
+    features : numpy.ndarray, shape (B, T, D)
+    targets : numpy.ndarray, shape (B, T, K)
+    n_folds, inner_folds : int
+        At least 2 each; ``B >= n_folds`` and each training part must hold at
+        least ``inner_folds`` sequences.
+    penalties : numpy.ndarray
+        Relative penalties to choose from (see :func:`_ridge`).
+
+    Returns
+    -------
+    ProbeResult
+    """
+    features = np.asarray(features, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    if features.shape[:2] != targets.shape[:2] or features.ndim != 3 or targets.ndim != 3:
+        raise ValueError(f"features {features.shape} and targets {targets.shape} must be "
+                         "(B, T, D) and (B, T, K) over the same sequences and steps")
+    if features.shape[0] < 2 * n_folds:
+        raise ValueError(f"a {n_folds}-fold probe needs at least {2 * n_folds} sequences, got "
+                         f"{features.shape[0]}")
+    moments = _moments_per_sequence(features, targets)
+    predictions = np.empty_like(targets)
+    chosen = []
+    everything = np.arange(features.shape[0])
+    for held in _folds(features.shape[0], n_folds):
+        rows = np.delete(everything, held)
+        chosen.append(_best_penalty(moments, rows, inner_folds, penalties))
+        weights, intercept = _ridge(_total(moments, rows), chosen[-1])
+        predictions[held] = features[held] @ weights + intercept
+    residual = float(np.sum((targets - predictions) ** 2))
+    spread = float(np.sum((targets - targets.mean(axis=(0, 1))) ** 2))
+    return ProbeResult(predictions, 1.0 - residual / spread, residual / targets.size,
+                       np.array(chosen))
+
+
+def markov_features(symbols: np.ndarray, n_symbols: int, order: int) -> np.ndarray:
+    """The last ``order`` symbols, one-hot and side by side: (B, T, order * V) float64.
+
+    Block ``j`` of step ``t`` is the one-hot of :math:`x_{t-j}` (zeros before
+    the sequence starts), so a probe on these features sees exactly a window of
+    ``order`` symbols ending at :math:`x_t`.
+    """
+    symbols = np.asarray(symbols)
+    n_seq, length = symbols.shape
+    out = np.zeros((n_seq, length, order * n_symbols))
+    for lag in range(min(order, length)):
+        block = out[:, lag:, lag * n_symbols:(lag + 1) * n_symbols]  # a view into out
+        np.put_along_axis(block, symbols[:, : length - lag, None], 1.0, axis=-1)
+    return out

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 #: default run its bias is ~10^-8.
 COUNT_PSEUDOCOUNT = 1e-3
 
+#: Window lengths of the Markov-k probe controls: the probe from the last k symbols.
+MARKOV_ORDERS = (1, 2, 3, 4)
+
 #: What each measurement reports, in report order. ``*_se`` is a standard error
 #: over held-out sequences (they are independent; steps within one are not).
 MEASUREMENTS: dict[str, tuple[str, ...]] = {
@@ -45,7 +48,8 @@ MEASUREMENTS: dict[str, tuple[str, ...]] = {
                        "accuracy_smoothed_se", "accuracy_viterbi", "accuracy_viterbi_se",
                        "belief_kl"),
     "label_decoding": ("accuracy_causal", "accuracy_causal_se", "belief_kl"),
-    "belief_probe": ("belief_r2", "belief_r2_shuffled", "belief_r2_untrained",
+    "belief_probe": ("belief_r2", "belief_mse", "belief_r2_shuffled", "belief_r2_untrained",
+                     *(f"belief_r2_markov{k}" for k in MARKOV_ORDERS),
                      "accuracy_causal", "accuracy_causal_se"),
     "chance": ("accuracy_causal", "accuracy_causal_se"),
     "matrices": ("transmat_max_abs", "transmat_tv", "emission_max_abs", "emission_tv"),
@@ -90,6 +94,12 @@ class HeldOut:
     states, symbols : numpy.ndarray of int64, shape (B, T)
     floor : FilterResult
         The truth's filter on ``symbols``: the Bayes-optimal forecasts and beliefs.
+    target_beliefs : numpy.ndarray, shape (B, T, K)
+        What the belief probes target: the floor's beliefs over the process's own
+        states (``floor.beliefs`` itself for dice; summed over split states for a
+        labelled process).
+    target_states : numpy.ndarray of int64, shape (B, T)
+        The process's own state behind each HMM state of ``states``.
     seed : int
         The run's root seed (the probe's controls draw from named children).
     """
@@ -98,12 +108,9 @@ class HeldOut:
     states: np.ndarray
     symbols: np.ndarray
     floor: FilterResult
+    target_beliefs: np.ndarray
+    target_states: np.ndarray
     seed: int
-
-    @property
-    def probe_half(self) -> int:
-        """Sequences ``[:half]`` fit the belief probes, ``[half:]`` score them."""
-        return self.symbols.shape[0] // 2
 
 
 @dataclass(frozen=True)
@@ -115,15 +122,17 @@ class Fitted:
 
 
 class Measured(NamedTuple):
-    """What one measurement found: metric values and, for decoding, the model's beliefs.
+    """What one measurement found: metric values, and the arrays figures are drawn from.
 
-    ``beliefs`` (B, T, K) is the model's out-of-sample estimate of
-    P(z_t | x_0..x_t) on the held-out sequences (NaN where it has none, e.g.
-    the probe's fitting half); None for measurements that are not decoding.
+    ``beliefs`` (B, T, K) is a decoding measurement's estimate of
+    P(z_t | x_0..x_t) on the held-out sequences (out of fold for a probe).
+    ``step_loss`` (T,) is a prediction measurement's log-loss at each step
+    ``t``, averaged over the held-out sequences. None where they do not apply.
     """
 
     metrics: dict[str, float]
     beliefs: np.ndarray | None = None
+    step_loss: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -282,8 +291,10 @@ def registry(config: ComparisonConfig, truth: HMM) -> dict[str, ModelEntry]:
 
 
 def _prediction(model, heldout: HeldOut, name: str) -> Measured:
-    return Measured(m.prediction_metrics(model.predictive(heldout.symbols), heldout.symbols,
-                                         heldout.floor.predictive))
+    predictive = model.predictive(heldout.symbols)
+    step_loss = -m.symbol_log_probs(predictive, heldout.symbols).mean(axis=0)
+    return Measured(m.prediction_metrics(predictive, heldout.symbols, heldout.floor.predictive),
+                    step_loss=step_loss)
 
 
 def _accuracies(kind: str, predicted: np.ndarray, states: np.ndarray) -> dict[str, float]:
@@ -313,40 +324,39 @@ def _chance(state: int, heldout: HeldOut, name: str) -> Measured:
 
 
 def _belief_probe(rnn, heldout: HeldOut, name: str) -> Measured:
-    """Affine probe from the RNN's state to the true belief, with its two controls.
+    """A cross-validated ridge probe from the RNN's state to the true belief, with controls.
 
-    Fitted on the first half of the held-out sequences and scored on the second
-    (whole sequences, so no step is both fitted and scored). Controls: the
-    same probe fitted to shuffled targets, and on an untrained network of the
-    same cell and size. Also the probe's decoding accuracy (a least-squares
-    classifier to the state).
+    :func:`~seqmodels.compare.metrics.cross_validated_probe` (folds of whole
+    held-out sequences, the penalty chosen inside each fold's training part)
+    from the hidden state to ``heldout.target_beliefs``, reported as R^2 and
+    MSE. Controls, through the same probe: shuffled targets (the probe alone
+    finds nothing), an untrained network of the same cell and size (what a
+    random recurrent state carries), and the last k one-hot symbols for each k
+    in :data:`MARKOV_ORDERS` (what a finite window carries). Also the probe's
+    decoding accuracy: the same probe to the one-hot hidden state, argmax.
     """
-    half, floor, states = heldout.probe_half, heldout.floor, heldout.states
-    n_states = floor.beliefs.shape[-1]
+    symbols, states, target = heldout.symbols, heldout.states, heldout.target_beliefs
+    probe = m.cross_validated_probe
+    hidden = rnn.hidden_states(symbols)
     untrained = RNN(rnn.n_inputs, rnn.n_hidden, rnn.n_outputs, cell=rnn.cell,
                     seed=np.random.default_rng(named_seed(heldout.seed, name, "untrained")),
                     dtype=rnn.dtype)
-    (h_fit, h_score), (u_fit, u_score) = (_halves(rnn.hidden_states(heldout.symbols), half),
-                                          _halves(untrained.hidden_states(heldout.symbols), half))
-    y_fit, y_score = _halves(floor.beliefs, half)
-    probed = m.apply_affine_probe(m.fit_affine_probe(h_fit, y_fit), h_score)
     shuffle = np.random.default_rng(named_seed(heldout.seed, name, "shuffle"))
-    probe_states = m.probe_labels(h_fit, states[:half].ravel(), h_score, n_states)
-    beliefs = np.full(floor.beliefs.shape, np.nan)
-    beliefs[half:] = probed.reshape(beliefs[half:].shape)
+    flat = target.reshape(-1, target.shape[-1])
+    shuffled = flat[shuffle.permutation(len(flat))].reshape(target.shape)
+    main = probe(hidden, target)
+    one_hot = np.eye(heldout.truth.n_states)[states]
+    decoded = probe(hidden, one_hot).predictions.argmax(-1)
     return Measured({
-        "belief_r2": m.r_squared(y_score, probed),
-        "belief_r2_shuffled": m.probe_r2(h_fit, y_fit[shuffle.permutation(len(y_fit))],
-                                         h_score, y_score),
-        "belief_r2_untrained": m.probe_r2(u_fit, y_fit, u_score, y_score),
-        **_accuracies("causal", probe_states.reshape(states[half:].shape), states[half:]),
-    }, beliefs)
-
-
-def _halves(per_step: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B, T, D) -> rows (N1, D) of sequences ``[:half]`` and (N2, D) of ``[half:]``."""
-    width = per_step.shape[-1]
-    return per_step[:half].reshape(-1, width), per_step[half:].reshape(-1, width)
+        "belief_r2": main.r2,
+        "belief_mse": main.mse,
+        "belief_r2_shuffled": probe(hidden, shuffled).r2,
+        "belief_r2_untrained": probe(untrained.hidden_states(symbols), target).r2,
+        **{f"belief_r2_markov{k}": probe(
+            m.markov_features(symbols, heldout.truth.n_symbols, k), target).r2
+           for k in MARKOV_ORDERS},
+        **_accuracies("causal", decoded, states),
+    }, main.predictions)
 
 
 def _matrices(hmm: HMM, heldout: HeldOut, name: str) -> Measured:

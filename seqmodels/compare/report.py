@@ -21,13 +21,16 @@ import seqmodels
 from seqmodels._io import write_folder
 from seqmodels.compare.config import FLAG_FIELDS, TARGETS, ComparisonConfig, flag_text
 from seqmodels.compare.models import MEASUREMENTS
-from seqmodels.compare.run import ComparisonResult
+from seqmodels.compare.run import EXACT_MYOPIC, ComparisonResult
 
 FIGURES = {"matrices": "matrices.png", "belief": "belief_trace.png",
+           "geometry": "belief_geometry.png", "synchronization": "synchronization.png",
            "learning": "learning_curve.png"}
 #: Every file a report folder may hold: a folder holding only these may be replaced.
 REPORT_FILES = frozenset({"report.md", "metrics.csv", "metrics.json", "config.json",
-                          "timings.csv", "matrices.csv", *FIGURES.values()})
+                          "timings.csv", "matrices.csv", "step_losses.csv",
+                          *FIGURES.values()})
+
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 #: What the report's words mean, printed before any table uses them.
@@ -51,9 +54,13 @@ GLOSSARY = """\
   the most frequent state) is the chance level.
 - **belief_kl**: the mean KL(true belief || model's belief) over held-out steps, in nats,
   where a belief is P(z_t | x_0..x_t).
-- **belief_r2**: how well an affine map of a network's hidden state reproduces the true
-  belief (R^2 pooled over states: 1 is perfect, 0 no better than the average belief).
-  The map is unconstrained, so probed beliefs can stray slightly below 0 or above 1.
+- **belief_r2**, **belief_mse**: how well an affine map of a network's hidden state (a
+  linear probe) reproduces the true belief: R^2 pooled over states (1 is perfect, 0 no
+  better than the average belief) and the mean squared error per belief entry. The map
+  is unconstrained, so probed beliefs can stray slightly below 0 or above 1.
+- **h(t)**: the myopic entropy H(x_t | x_0..x_{t-1}), the true model's expected loss at
+  step t: high at the start, when nothing is known of the hidden state, falling to the
+  entropy rate as the observer synchronizes.
 """
 
 
@@ -174,6 +181,37 @@ def _learning_note(result: ComparisonResult) -> str:
             "them too).")
 
 
+def binned_step_losses(step_losses: pd.DataFrame) -> pd.DataFrame:
+    """Mean loss over doubling bins of steps (t = 0, 1, 2-3, 4-7, ...), one row per model and bin.
+
+    Held-out losses at one step are noisy (one symbol per sequence); a bin
+    averages more steps the later it is, where the losses change slowly. A bin
+    of the exact h(t + 1) is shown only where it is complete.
+    """
+    last_step = int(step_losses.t.max())
+    edges = [0, 1, *[2**k for k in range(1, last_step.bit_length() + 1)]]
+    rows = []
+    for first, stop in zip(edges, [*edges[1:], last_step + 1], strict=False):
+        stop = min(stop, last_step + 1)
+        if first >= stop:
+            continue
+        part = step_losses[(step_losses.t >= first) & (step_losses.t < stop)]
+        for model, losses in part.groupby("model", sort=False):
+            if len(losses) == stop - first:
+                rows.append((model, first, stop - 1, float(losses.log_loss.mean())))
+    return pd.DataFrame(rows, columns=["model", "first", "last", "log_loss"])
+
+
+def _synchronization_table(result: ComparisonResult) -> pd.DataFrame:
+    """Binned losses (:func:`binned_step_losses`), one row per model, the exact h first."""
+    binned = binned_step_losses(result.step_losses)
+    binned["bin"] = [f"t={a}" if a == b else f"t={a}-{b}"
+                     for a, b in zip(binned["first"], binned["last"], strict=True)]
+    wide = binned.pivot(index="model", columns="bin", values="log_loss")
+    order = [*dict.fromkeys([EXACT_MYOPIC, *result.step_losses.model])]
+    return wide.reindex(index=order, columns=list(dict.fromkeys(binned.bin))).reset_index()
+
+
 def _sections(result: ComparisonResult, plots: bool) -> list[str]:
     models = result.models
     figure = (lambda key, alt: [f"![{alt}]({FIGURES[key]})", ""]) if plots else (
@@ -211,15 +249,29 @@ def _sections(result: ComparisonResult, plots: bool) -> list[str]:
         *figure("matrices", "matrices"),
         *_section(
             "Belief probe",
-            "R^2 of an affine least-squares map from each next-symbol RNN's hidden state to "
-            "the true belief P(z_t | x_0..x_t), fitted on half the held-out sequences and "
-            "scored on the other half. Controls: the same probe fitted to shuffled targets "
-            "(near 0: the probe alone finds nothing), and on an untrained network of the "
-            "same cell and size (a random recurrent state already remembers recent "
-            "symbols, so the trained network's gain over it is what training taught).",
+            "A ridge probe from each next-symbol RNN's hidden state to the true belief over "
+            f"the process's states ({', '.join(result.belief_state_names)}), scored by "
+            "5-fold cross-validation over whole held-out sequences, its penalty chosen by an "
+            "inner cross-validation inside each fold's training part: no step is scored by "
+            "a probe that saw it. Controls through the same probe: shuffled targets (near "
+            "0: the probe alone finds nothing); an untrained network of the same cell and "
+            "size (a random recurrent state already remembers recent symbols); and "
+            "`markov{k}`, the last k symbols one-hot (what a window of k symbols carries; "
+            "the trained state's lead over these is what it keeps from further back).",
             metrics_table(result, result.with_measurement("belief_probe"),
-                          MEASUREMENTS["belief_probe"][:3])),
+                          [c for c in MEASUREMENTS["belief_probe"]
+                           if not c.startswith("accuracy")])),
+        *figure("geometry", "belief geometry"),
         *figure("belief", "belief trace"),
+        *_section(
+            "Synchronization",
+            "Each model's held-out log-loss at step t, averaged over the sequences and over "
+            "doubling bins of steps, beside h(t + 1), the truth's expected loss at those "
+            "steps (enumerated exactly over the first steps; `-` beyond). The early bins "
+            "show how fast a model learns where the hidden state is; a model below h in a "
+            "bin is lucky on this sample, as the true model's own row shows.",
+            _synchronization_table(result)),
+        *figure("synchronization", "synchronization"),
         *_section("Learning curves", _learning_note(result)),
         *figure("learning", "learning curve"),
     ]
@@ -269,7 +321,12 @@ def _figures(result: ComparisonResult) -> dict[str, bytes]:
               for name in ["true", *result.with_measurement("matrices")]}
     return {
         FIGURES["matrices"]: plots.matrices_png(result.matrices, result.state_names, titles),
-        FIGURES["belief"]: plots.belief_trace_png(result.belief_trace, result.state_names),
+        FIGURES["belief"]: plots.belief_trace_png(result.belief_trace,
+                                                  result.belief_state_names),
+        FIGURES["geometry"]: plots.belief_geometry_png(result.belief_points,
+                                                       result.belief_state_names),
+        FIGURES["synchronization"]: plots.synchronization_png(
+            binned_step_losses(result.step_losses), EXACT_MYOPIC),
         FIGURES["learning"]: plots.learning_curve_png(
             result.learning_curve, result.learning_references,
             result.with_measurement("belief_probe")),
@@ -281,8 +338,8 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike,
     """Write the report folder, replacing a previous report there whole; return the paths.
 
     Files: ``report.md``, ``metrics.csv`` (model, metric, value), ``metrics.json``,
-    ``config.json``, ``timings.csv``, ``matrices.csv``, and with ``plots`` the PNGs
-    ``matrices.png``, ``belief_trace.png``, ``learning_curve.png``.
+    ``config.json``, ``timings.csv``, ``matrices.csv``, ``step_losses.csv``, and with
+    ``plots`` the PNGs of :data:`FIGURES`.
 
     Raises
     ------
@@ -301,6 +358,8 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike,
         "config.json": config_json(result).encode(),
         "timings.csv": result.timings.to_csv(index=False, float_format="%.3f").encode(),
         "matrices.csv": result.matrices.to_csv(index=False, float_format="%.17g").encode(),
+        "step_losses.csv": result.step_losses.to_csv(index=False,
+                                                     float_format="%.17g").encode(),
     }
     if plots:
         files.update(_figures(result))

@@ -30,10 +30,23 @@ from seqmodels.compare.models import (
     TrainingData,
     registry,
 )
-from seqmodels.dice import PRESETS
 from seqmodels.hmm import HMM
+from seqmodels.processes import (
+    PRESETS,
+    as_hmm,
+    original_beliefs,
+    original_state_names,
+    state_map,
+)
 
 logger = logging.getLogger(__name__)
+
+#: Most words the exact myopic entropy beside the step losses may enumerate.
+MYOPIC_WORDS = 2**18
+#: The ``model`` of the exact myopic-entropy rows in :attr:`ComparisonResult.step_losses`.
+EXACT_MYOPIC = "h(t+1) exact"
+#: Held-out steps drawn for the belief-geometry figure.
+BELIEF_POINTS = 3000
 
 
 @dataclass(frozen=True)
@@ -58,15 +71,27 @@ class ComparisonResult:
         ones, so learning curves can be drawn as excess over the truth on the same
         sequences.
     belief_trace : pandas.DataFrame
-        Columns t, state_thrown, state, true_belief, probed_belief: one held-out
-        sequence (from the probe's scoring half), the true filtered belief and
-        the first next-symbol RNN's state mapped through its belief probe.
+        Columns t, state_thrown, state, true_belief, probed_belief: the first
+        held-out sequence, the true belief over the process's states and the
+        first next-symbol RNN's state mapped through its belief probe (out of fold).
+    belief_points : pandas.DataFrame
+        Columns point, state, true_belief, probed_belief: the same for
+        ``BELIEF_POINTS`` held-out steps drawn at random (the belief geometry).
+    step_losses : pandas.DataFrame
+        Columns model, t, log_loss: every predicting model's held-out log-loss at
+        step t (mean over sequences), and rows ``EXACT_MYOPIC`` with the exact
+        myopic entropy h(t + 1) over the first steps: how fast each model
+        synchronizes to the hidden state.
     em_restarts : pandas.DataFrame
         Per-restart table of each EM fit, with a column ``fit``.
     timings : pandas.DataFrame
         Columns stage, seconds (wall time; not part of the deterministic metrics).
     state_names : tuple of str
-        The true model's state names.
+        Names of the true HMM's states (what the HMMs decode and the matrices index).
+    belief_state_names : tuple of str
+        Names of the process's own states, over which the belief probe and its
+        figures work (the same as ``state_names`` for dice; fewer for a
+        labelled process whose HMM splits states).
     """
 
     config: ComparisonConfig
@@ -76,9 +101,12 @@ class ComparisonResult:
     learning_curve: pd.DataFrame
     learning_references: pd.DataFrame
     belief_trace: pd.DataFrame
+    belief_points: pd.DataFrame
+    step_losses: pd.DataFrame
     em_restarts: pd.DataFrame
     timings: pd.DataFrame
     state_names: tuple[str, ...]
+    belief_state_names: tuple[str, ...]
 
     def metric(self, model: str, metric: str) -> float:
         """One value of the metrics frame; ``KeyError`` if that pair was not measured."""
@@ -200,14 +228,43 @@ def _learning_references(fitted: dict[str, Fitted], rnn: str, train: TrainingDat
 
 
 def _belief_trace(heldout: HeldOut, probed: np.ndarray, steps: int) -> pd.DataFrame:
-    """One scoring-half sequence: true and probed belief per state, and the state it was in."""
-    first = heldout.probe_half
+    """The first held-out sequence: true and probed belief per state, and the true state."""
     steps = min(steps, heldout.symbols.shape[1])
-    true, guess = heldout.floor.beliefs[first, :steps], probed[first, :steps]
+    true, guess = heldout.target_beliefs[0, :steps], probed[0, :steps]
     t, state = np.indices(true.shape)
-    return pd.DataFrame({"t": t.ravel(), "state_thrown": heldout.states[first, :steps][t.ravel()],
+    return pd.DataFrame({"t": t.ravel(), "state_thrown": heldout.target_states[0, t.ravel()],
                          "state": state.ravel(), "true_belief": true.ravel(),
                          "probed_belief": guess.ravel()})
+
+
+def _belief_points(heldout: HeldOut, probed: np.ndarray, n_points: int) -> pd.DataFrame:
+    """Up to ``n_points`` held-out steps drawn at random: true and probed belief per state."""
+    true = heldout.target_beliefs.reshape(-1, heldout.target_beliefs.shape[-1])
+    rng = np.random.default_rng(named_seed(heldout.seed, "belief_points"))
+    rows = np.sort(rng.choice(len(true), size=min(n_points, len(true)), replace=False))
+    point, state = np.indices((rows.size, true.shape[1]))
+    return pd.DataFrame({"point": point.ravel(), "state": state.ravel(),
+                         "true_belief": true[rows].ravel(),
+                         "probed_belief": probed.reshape(true.shape)[rows].ravel()})
+
+
+def _step_losses(measured: dict[str, list[Measured]], process, length: int) -> pd.DataFrame:
+    """Each predicting model's mean log-loss at step t, beside the exact h(t + 1) where it fits.
+
+    The myopic entropy ``h(t + 1) = H(t + 1) - H(t)`` is the truth's expected
+    loss at step ``t`` (what the true model's curve estimates), enumerated over
+    the first ``L`` steps with ``V ** L <= MYOPIC_WORDS``
+    (:func:`seqmodels.information.myopic_entropy`).
+    """
+    from seqmodels import information  # deferred: only this table needs it
+
+    rows = [(name, t, float(loss)) for name, found in measured.items() for entry in found
+            if entry.step_loss is not None for t, loss in enumerate(entry.step_loss)]
+    n_symbols = max(as_hmm(process).n_symbols, 2)
+    exact_steps = min(length, int(np.log(MYOPIC_WORDS) / np.log(n_symbols) + 1e-9))
+    exact = information.myopic_entropy(process, exact_steps)
+    rows += [(EXACT_MYOPIC, t, float(value)) for t, value in enumerate(exact)]
+    return pd.DataFrame(rows, columns=["model", "t", "log_loss"])
 
 
 def _restarts(fitted: dict[str, Fitted]) -> pd.DataFrame:
@@ -276,18 +333,18 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
     """
     config, executor = _check_config(config), _check_executor(executor)
     clock = _Stopwatch()
-    spec = PRESETS[config.preset]()
+    process = PRESETS[config.preset]()
     with clock.stage("sample data"):
-        train = spec.sample(config.n_train, config.length, named_seed(config.seed, "train"))
-        test = spec.sample(config.n_test, config.length, named_seed(config.seed, "test"))
-    return run_on_samples(config, spec.to_hmm(), (train.dice, train.symbols),
-                          (test.dice, test.symbols), tuple(spec.state_names), progress=progress,
-                          executor=executor, clock=clock)
+        train = process.sample(config.n_train, config.length, named_seed(config.seed, "train"))
+        test = process.sample(config.n_test, config.length, named_seed(config.seed, "test"))
+    return run_on_samples(config, process, (train.states, train.symbols),
+                          (test.states, test.symbols), progress=progress, executor=executor,
+                          clock=clock)
 
 
-def run_on_samples(config: ComparisonConfig, truth: HMM, train: tuple[np.ndarray, np.ndarray],
-                   test: tuple[np.ndarray, np.ndarray], state_names: tuple[str, ...], *,
-                   progress: bool = False, executor: Executor | None = None,
+def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, np.ndarray],
+                   test: tuple[np.ndarray, np.ndarray], *, progress: bool = False,
+                   executor: Executor | None = None,
                    clock: _Stopwatch | None = None) -> ComparisonResult:
     """Fit and measure every registered model on samples already drawn.
 
@@ -300,13 +357,13 @@ def run_on_samples(config: ComparisonConfig, truth: HMM, train: tuple[np.ndarray
     ----------
     config : ComparisonConfig
         Model settings and the root seed of every fit.
-    truth : HMM
-        The model that generated both samples.
+    process : a preset (``seqmodels.processes.PRESETS[name]()``) or an HMM
+        The model that generated both samples: its HMM is the truth, and the
+        belief probe targets beliefs over its own states
+        (:func:`seqmodels.processes.original_beliefs`).
     train, test : tuple of numpy.ndarray
-        ``(states, symbols)``, each of shape (B, T), ints: the hidden chain and
-        the symbols.
-    state_names : tuple of str
-        Names of the truth's states, for the report.
+        ``(states, symbols)``, each of shape (B, T), ints: the HMM's hidden
+        chain and the symbols.
     progress, executor :
         As in :func:`run_comparison`.
     clock : optional
@@ -318,16 +375,19 @@ def run_on_samples(config: ComparisonConfig, truth: HMM, train: tuple[np.ndarray
     """
     config, executor = _check_config(config), _check_executor(executor)
     clock = clock or _Stopwatch()
+    truth = as_hmm(process)
     data = TrainingData(config, truth, *train, progress)
     entries = registry(config, truth)
     with ExitStack() as stack:
         pool = executor if executor is not None else stack.enter_context(process_pool(1))
         fitted = _fit_all(entries, data, pool, clock)
     with clock.stage("true filter"):
-        heldout = HeldOut(truth, *test, truth.filter(test[1]), config.seed)
+        floor = truth.filter(test[1])
+        heldout = HeldOut(truth, *test, floor, original_beliefs(process, floor.beliefs),
+                          state_map(process)[test[0]], config.seed)
     measured = _measure_all(entries, fitted, heldout, clock)
     first_rnn = f"rnn_{config.cells[0]}"
-    probe = entries[first_rnn].measurements.index("belief_probe")
+    probed = measured[first_rnn][entries[first_rnn].measurements.index("belief_probe")].beliefs
     return ComparisonResult(
         config=config, models=entries, metrics=_tidy(entries, measured),
         matrices=_matrices_frame({"true": truth, **{
@@ -335,7 +395,11 @@ def run_on_samples(config: ComparisonConfig, truth: HMM, train: tuple[np.ndarray
             if "matrices" in entry.measurements}}),
         learning_curve=_histories(fitted),
         learning_references=_learning_references(fitted, first_rnn, data, truth),
-        belief_trace=_belief_trace(heldout, measured[first_rnn][probe].beliefs,
-                                   config.trace_steps),
-        em_restarts=_restarts(fitted), timings=clock.frame(), state_names=state_names,
+        belief_trace=_belief_trace(heldout, probed, config.trace_steps),
+        belief_points=_belief_points(heldout, probed, BELIEF_POINTS),
+        step_losses=_step_losses(measured, process, test[1].shape[1]),
+        em_restarts=_restarts(fitted), timings=clock.frame(),
+        state_names=tuple(getattr(process, "state_names", range(truth.n_states))),
+        belief_state_names=tuple(original_state_names(process)) if hasattr(
+            process, "state_names") else tuple(map(str, range(truth.n_states))),
     )
