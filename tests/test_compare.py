@@ -131,6 +131,44 @@ def test_matrix_errors_of_a_known_perturbation():
     assert errors["emission_max_abs"] == 0.0 and errors["emission_tv"] == 0.0
 
 
+def test_cross_validated_probe_recovers_an_affine_map_and_nothing_from_noise():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(20, 50, 4))
+    targets = features @ rng.normal(size=(4, 2)) + 0.5
+    exact = m.cross_validated_probe(features, targets)
+    assert exact.r2 == pytest.approx(1.0, abs=1e-9) and exact.mse < 1e-12
+    assert exact.predictions.shape == targets.shape and exact.penalties.shape == (5,)
+    noise = m.cross_validated_probe(features, rng.normal(size=(20, 50, 2)))
+    assert noise.r2 < 0.01
+
+
+def test_the_probe_never_scores_a_sequence_it_was_fitted_on():
+    """Features that name the sequence let a probe memorize it; out of fold that is worthless."""
+    n_seq = 20
+    features = np.repeat(np.eye(n_seq)[:, None, :], 10, axis=1)  # (B, T, B): which sequence
+    targets = np.repeat(np.random.default_rng(4).normal(size=(n_seq, 1, 1)), 10, axis=1)
+    assert m.cross_validated_probe(features, targets).r2 < 0.0
+
+
+def test_probe_moments_give_the_squared_error_without_the_rows():
+    rng = np.random.default_rng(5)
+    features, targets = rng.normal(size=(6, 7, 3)), rng.normal(size=(6, 7, 2))
+    moments = m._moments_per_sequence(features, targets)
+    weights, intercept = m._ridge(m._total(moments, np.arange(3, 6)), 1e-2)
+    direct = np.sum((targets[:3] - features[:3] @ weights - intercept) ** 2)
+    assert m._sse(weights, intercept, m._total(moments, np.arange(3))) == pytest.approx(
+        direct, rel=1e-10)
+
+
+def test_markov_features_hold_the_last_k_symbols():
+    features = m.markov_features(np.array([[0, 1, 2]]), 3, 2)[0]
+    np.testing.assert_array_equal(features, [[1, 0, 0, 0, 0, 0],
+                                             [0, 1, 0, 1, 0, 0],
+                                             [0, 0, 1, 0, 1, 0]])
+    with pytest.raises(ValueError, match="at least 10 sequences"):
+        m.cross_validated_probe(np.zeros((4, 3, 2)), np.zeros((4, 3, 1)))
+
+
 # --------------------------------------------------------------------------- baselines
 
 
@@ -314,6 +352,19 @@ def test_the_report_warns_when_the_hidden_chain_is_iid():
         executor=InlineExecutor()), plots=False) for preset in ("three_dice", "casino")}
     assert "the hidden chain is i.i.d." in text["three_dice"]
     assert "the hidden chain is i.i.d." not in text["casino"]
+
+
+def test_a_process_whose_hmm_splits_states_is_probed_on_its_own_states():
+    """Even's HMM has states A/0, A/1, B; its belief probe targets beliefs over A and B."""
+    tiny = dict(n_train=10, n_test=10, length=30, epochs=1, decoder_epochs=1, restarts=1,
+                em_finalists=1, implied_restarts=1, implied_sequences=4, implied_length=30)
+    result = run_comparison(ComparisonConfig.quick(preset="even", **tiny), progress=False,
+                            executor=InlineExecutor())
+    assert result.state_names == ("A/0", "A/1", "B")
+    assert result.belief_state_names == ("A", "B")
+    assert set(result.belief_points.state) == {0, 1}
+    exact = result.step_losses[result.step_losses.model == "h(t+1) exact"]
+    assert exact.log_loss.iloc[-1] == pytest.approx(np.log(2) * 2 / 3, abs=0.02)
 
 
 def test_iid_baseline_is_worse_than_em(quick_run):
