@@ -227,6 +227,17 @@ def test_config_rejects_nonsense_naming_the_field(settings, message):
         ComparisonConfig(**settings)
 
 
+@pytest.mark.parametrize("settings", [{"n_train": 10**8}, {"length": 10**9},
+                                      {"hidden": 10**5, "n_test": 10**5}])
+def test_a_config_that_cannot_fit_in_memory_is_refused_at_once(settings):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"needs [\d.]+ [KMGTP]iB of memory; .* is available"):
+        ComparisonConfig(**settings)
+    assert time.perf_counter() - start < 1.0  # refused before anything is built
+
+
 def test_config_from_dict_and_quick_reject_what_is_not_a_field():
     with pytest.raises(ValueError, match="settings must be a dict"):
         ComparisonConfig.from_dict(None)
@@ -486,6 +497,14 @@ def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path, capsys):
         holder.communicate("", timeout=30)
     assert f"another run (pid {holder.pid}) is writing" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sequences_of_one_step_run_end_to_end(tmp_path):
+    argv = ["--quick", "--quiet", "--no-plots", "--length", "1", "--n-train", "20",
+            "--restarts", "1", "--epochs", "1", "--out", str(tmp_path / "report")]
+    assert load_cli().main(argv) == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert all(np.isfinite(v) for values in metrics.values() for v in values.values())
 
 
 @pytest.mark.parametrize(("out", "message"), [

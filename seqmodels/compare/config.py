@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from seqmodels._checks import check_count, check_real
+from seqmodels._checks import check_count, check_memory, check_real
 from seqmodels.processes import PRESETS
 from seqmodels.rnn import CELLS
 from seqmodels.rnn.train import split_validation
@@ -137,6 +137,8 @@ class ComparisonConfig:
                 f"n_test must be at least {MIN_TEST} (the belief probe is cross-validated "
                 f"over 5 folds of held-out sequences), got {self.n_test}"
             )
+        check_memory(self.bytes_needed(), f"n_train={self.n_train}, n_test={self.n_test}, "
+                     f"length={self.length} and hidden={self.hidden}")
         self._check_validation_split()
 
     def _check_validation_split(self) -> None:
@@ -149,6 +151,24 @@ class ComparisonConfig:
                 f"rnn_validation={self.rnn_validation} of them are held out for early "
                 "stopping; raise n_train or lower rnn_validation"
             ) from None
+
+    def bytes_needed(self) -> float:
+        """A lower bound on the memory a run takes, in bytes, from its largest arrays.
+
+        The samples (states and symbols, int64), the EM fit's forward and
+        backward quantities over the training set (K floats per step each), and
+        per held-out step the filter's outputs (K + V), the forecasts of every
+        model (V each) and the hidden states of the probed networks (3 H per
+        cell: trained, untrained, the probe's predictions). A float: sizes from
+        user input can overflow int64 when multiplied.
+        """
+        process = PRESETS[self.preset]()
+        k, v = float(process.n_states), float(process.n_symbols)
+        train = float(self.n_train) * self.length
+        test = float(self.n_test) * self.length
+        n_models = 6 + 2 * len(self.cells)
+        per_test_step = k + v + n_models * v + 3 * self.hidden * len(self.cells)
+        return 8.0 * (2 * (train + test) + 2 * k * train + per_test_step * test)
 
     @property
     def is_default(self) -> bool:
