@@ -2,8 +2,8 @@
 
 A :class:`DiceHMM` is a named, validated :class:`~seqmodels.hmm.HMM`: state
 ``k`` is die ``k``, symbol ``v`` is face ``v + 1``. Its :meth:`DiceHMM.sample`
-is the HMM's vectorized sampler. The presets reproduce the worked example and
-the occasionally dishonest casino.
+is the HMM's vectorized sampler (:func:`~seqmodels.hmm.sample_chain`). The
+presets reproduce the worked example and the occasionally dishonest casino.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from seqmodels._checks import (
     readonly,
 )
 from seqmodels._io import load_npz, save_npz
-from seqmodels.hmm import HMM, Seed, sample_chain, stationary_distribution
+from seqmodels.hmm import HMM, Seed, stationary_distribution
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,6 +162,10 @@ class DiceHMM:
 
     def to_hmm(self) -> HMM:
         """The true model as an :class:`~seqmodels.hmm.HMM`."""
+        return self._hmm
+
+    @cached_property
+    def _hmm(self) -> HMM:
         return HMM(self.startprob, self.transmat, self.emissionprob)
 
     def stationary_distribution(self) -> np.ndarray:
@@ -176,9 +180,7 @@ class DiceHMM:
         sequences; ``seed`` (int, Generator or None) makes it reproducible.
         ``ValueError`` for bad sizes or a sample that cannot fit in memory.
         """
-        dice, symbols = sample_chain(
-            self.startprob, self.transmat, self.emissionprob, n_sequences, length, seed
-        )
+        dice, symbols = self._hmm.sample(n_sequences, length, seed)
         return DiceSample(dice=dice, faces=symbols + 1, spec=self,
                           lengths=None if np.ndim(length) == 0 else length)
 
