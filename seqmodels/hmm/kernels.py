@@ -289,10 +289,10 @@ def _forward_one(startprob, transmat_t, emissionprob, emission_t, row, length, b
             _predict(transmat_t, belief, 0, predicted)
         if forecast:
             for v in range(n_symbols):
-                predictive[t, v] = 0.0
-            for k in range(n_states):
-                for v in range(n_symbols):
-                    predictive[t, v] += predicted[k] * emissionprob[k, v]
+                total = 0.0
+                for k in range(n_states):
+                    total += predicted[k] * emission_t[v, k]
+                predictive[t, v] = total
         symbol = row[t]
         scale = 0.0
         for k in range(n_states):
@@ -439,7 +439,7 @@ def smooth_pass(startprob, transmat, transmat_t, emission_t, symbols, lengths, n
 
 
 @njit(cache=True)
-def _viterbi_one(log_start, log_trans, log_emission_t, row, length, lattice, path):
+def _viterbi_one(log_start, log_trans_t, log_emission_t, row, length, lattice, path):
     """Most probable path of one sequence into ``path``; returns (log P(x, z*), bad step or -1).
 
     :math:`\\delta_0 = \\log\\pi + \\log B_{\\cdot x_0}`, :math:`\\delta_t(j) =
@@ -457,17 +457,14 @@ def _viterbi_one(log_start, log_trans, log_emission_t, row, length, lattice, pat
     if top == -np.inf:
         return -np.inf, 0
     for t in range(1, length):
-        for j in range(n_states):
-            lattice[t, j] = -np.inf
-        for i in range(n_states):
-            previous = lattice[t - 1, i]
-            for j in range(n_states):
-                candidate = previous + log_trans[i, j]
-                lattice[t, j] = candidate if candidate > lattice[t, j] else lattice[t, j]
         symbol = row[t]
         top = -np.inf
         for j in range(n_states):
-            lattice[t, j] += log_emission_t[symbol, j]
+            best = -np.inf  # a register, not the lattice: no store per candidate
+            for i in range(n_states):
+                candidate = lattice[t - 1, i] + log_trans_t[j, i]
+                best = candidate if candidate > best else best
+            lattice[t, j] = best + log_emission_t[symbol, j]
             top = max(top, lattice[t, j])
         if top == -np.inf:
             return -np.inf, t
@@ -480,7 +477,7 @@ def _viterbi_one(log_start, log_trans, log_emission_t, row, length, lattice, pat
         following = path[t + 1]
         state, best_value = 0, -np.inf
         for i in range(n_states):
-            value = lattice[t, i] + log_trans[i, following]
+            value = lattice[t, i] + log_trans_t[following, i]
             if value >= best_value:
                 state, best_value = i, value
         path[t] = state
@@ -488,9 +485,12 @@ def _viterbi_one(log_start, log_trans, log_emission_t, row, length, lattice, pat
 
 
 @njit(parallel=True, cache=True)
-def viterbi_pass(log_start, log_trans, log_emission_t, symbols, lengths, n_chunks, paths,
+def viterbi_pass(log_start, log_trans_t, log_emission_t, symbols, lengths, n_chunks, paths,
                  log_prob, bad_step):
     """Viterbi paths into ``paths`` (B, T) int64 (-1 past each end), ``log_prob`` (B,).
+
+    ``log_start`` (K,), ``log_trans_t`` (K, K) = ``log(transmat).T`` and
+    ``log_emission_t`` (V, K) = ``log(emissionprob).T``, C-contiguous.
 
     ``bad_step`` (B,) receives each sequence's first impossible step, or -1.
     Scratch: one (T, K) lattice per chunk of sequences, O(K^2) work per step.
@@ -501,7 +501,7 @@ def viterbi_pass(log_start, log_trans, log_emission_t, symbols, lengths, n_chunk
         start, stop = _chunk(chunk, n_chunks, n_seq)
         for b in range(start, stop):
             length = lengths[b]
-            log_prob[b], bad_step[b] = _viterbi_one(log_start, log_trans, log_emission_t,
+            log_prob[b], bad_step[b] = _viterbi_one(log_start, log_trans_t, log_emission_t,
                                                     symbols[b], length, lattice, paths[b])
             paths[b, length:] = -1
 

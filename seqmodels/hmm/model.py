@@ -330,7 +330,7 @@ class HMM:
         paths = np.empty(batch.symbols.shape, dtype=np.int64)
         log_prob, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         with np.errstate(divide="ignore"):
-            logs = np.log(self.startprob), np.log(self.transmat), np.log(self._transposed[1])
+            logs = [np.log(array) for array in (self.startprob, *self._transposed)]
         kernels.viterbi_pass(*logs, batch.symbols, batch.lengths, n_chunks, paths, log_prob,
                              bad_step)
         _refuse_impossible(batch, bad_step)
