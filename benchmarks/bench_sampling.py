@@ -41,25 +41,34 @@ def numpy_loop(spec: DiceHMM, n_sequences: int, length: int, rng: np.random.Gene
     return states, np.minimum(symbols, spec.n_symbols - 1)
 
 
+def compare_shape(spec: DiceHMM, n_sequences: int, length: int, reference,
+                  rng: np.random.Generator) -> None:
+    """Both comparisons at one shape."""
+    steps = n_sequences * length
+    random_state = np.random.RandomState(0)
+
+    def ours():
+        spec.sample(n_sequences, length, seed=rng)
+
+    label = f"sampling B={n_sequences:,} x T={length:,}"
+    result = interleaved(ours, lambda: reference.sample(HMMLEARN_STEPS, random_state=random_state),
+                         REPEATS, work=(steps, HMMLEARN_STEPS))
+    print(result.line(f"{label} vs hmmlearn sample (1 x {HMMLEARN_STEPS:,}), per step") +
+          f"; ours {steps / result.ours / 1e6:.1f}M steps/s, hmmlearn "
+          f"{HMMLEARN_STEPS / result.peer / 1e3:.0f}k steps/s")
+    loop_length = min(length, HMMLEARN_STEPS)
+    result = interleaved(ours, lambda: numpy_loop(spec, n_sequences, loop_length, rng), REPEATS,
+                         work=(steps, n_sequences * loop_length))
+    print(result.line(f"{label} vs a NumPy loop over time (B x {loop_length:,}), per step") +
+          f"; NumPy loop {n_sequences * loop_length / result.peer / 1e6:.2f}M steps/s")
+
+
 def main() -> None:
     spec = loaded_dice()
     rng = np.random.default_rng(0)
-    reference, random_state = spec.to_hmm().to_hmmlearn(), np.random.RandomState(0)
+    reference = spec.to_hmm().to_hmmlearn()
     for n_sequences, length in SHAPES:
-        steps = n_sequences * length
-        ours = lambda: spec.sample(n_sequences, length, seed=rng)  # noqa: E731
-        label = f"sampling B={n_sequences:,} x T={length:,}"
-        result = interleaved(ours, lambda: reference.sample(HMMLEARN_STEPS,
-                                                            random_state=random_state),
-                             REPEATS, work=(steps, HMMLEARN_STEPS))
-        print(result.line(f"{label} vs hmmlearn sample (1 x {HMMLEARN_STEPS:,}), per step") +
-              f"; ours {steps / result.ours / 1e6:.1f}M steps/s, hmmlearn "
-              f"{HMMLEARN_STEPS / result.peer / 1e3:.0f}k steps/s")
-        loop_length = min(length, HMMLEARN_STEPS)
-        result = interleaved(ours, lambda: numpy_loop(spec, n_sequences, loop_length, rng),
-                             REPEATS, work=(steps, n_sequences * loop_length))
-        print(result.line(f"{label} vs a NumPy loop over time (B x {loop_length:,}), per step") +
-              f"; NumPy loop {n_sequences * loop_length / result.peer / 1e6:.2f}M steps/s")
+        compare_shape(spec, n_sequences, length, reference, rng)
 
 
 if __name__ == "__main__":

@@ -9,23 +9,15 @@ ragged tails; batches of 5 the per-sequence path.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
+from test_hmm import enumerate_joint, random_model
 
 from seqmodels.dice import loaded_dice
 from seqmodels.hmm import HMM, FilterResult, limit_threads, sample_chain
 from seqmodels.hmm.kernels import LANES
 
 SIZES = [(2, 2), (3, 20), (5, 7), (16, 4), (16, 20)]
-
-
-def random_model(n_states: int, n_symbols: int, seed: int) -> HMM:
-    rng = np.random.default_rng(seed)
-    return HMM(rng.dirichlet(np.ones(n_states)),
-               rng.dirichlet(np.ones(n_states), size=n_states),
-               rng.dirichlet(np.ones(n_symbols), size=n_states))
 
 
 def ragged_sequences(model: HMM, n_seq: int, seed: int) -> list[np.ndarray]:
@@ -108,16 +100,6 @@ def test_lanes_and_single_sequences_agree_bit_for_bit():
 
 
 # --------------------------------------------------------------------------- brute force
-
-
-def enumerate_joint(model: HMM, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All hidden paths (N, T) and P(path, symbols) (N,), by enumeration."""
-    paths = np.array(list(itertools.product(range(model.n_states), repeat=len(symbols))))
-    joint = model.startprob[paths[:, 0]] * model.emissionprob[paths[:, 0], symbols[0]]
-    for t in range(1, len(symbols)):
-        joint = joint * model.transmat[paths[:, t - 1], paths[:, t]]
-        joint = joint * model.emissionprob[paths[:, t], symbols[t]]
-    return paths, joint
 
 
 @pytest.mark.parametrize(("n_states", "n_symbols"), [(2, 2), (3, 20), (4, 5)])

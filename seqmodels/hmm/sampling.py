@@ -251,34 +251,11 @@ def sample_chain(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample hidden states and symbols of a categorical HMM: the one sampler.
 
-    Parameters
-    ----------
-    startprob : array_like, shape (K,)
-    transmat : array_like, shape (K, K)
-    emissionprob : array_like, shape (K, V)
-        Validated as :class:`~seqmodels.hmm.HMM` validates them.
-    n_sequences : int
-        ``B >= 1`` independent sequences.
-    length : int or array_like of int, shape (B,)
-        Steps per sequence (``>= 1``): one for all, or one per sequence.
-    seed : int, numpy.random.Generator or None
-        Passed once to :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    states : numpy.ndarray of int64, shape (B, T)
-    symbols : numpy.ndarray of int64, shape (B, T)
-        -1 past the end of a sequence shorter than ``T``.
-
-    Raises
-    ------
-    ValueError
-        For parameters that are not probabilities of matching shapes, bad
-        sizes, or a request that cannot fit in memory.
-
-    See Also
-    --------
-    HMM.sample : the same, as a method.
+    ``HMM(startprob, transmat, emissionprob).sample(n_sequences, length, seed)``:
+    the parameters are validated as :class:`~seqmodels.hmm.HMM` validates them
+    (``ValueError`` naming the argument and row), then drawn by
+    :func:`draw_chain`. See :meth:`HMM.sample` for the sizes, the seed and the
+    returned ``(states, symbols)``, each ``(B, T)`` int64.
     """
     from seqmodels.hmm.model import HMM  # deferred: model imports this module
 
