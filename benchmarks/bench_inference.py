@@ -1,130 +1,293 @@
-"""Claim: seqmodels.hmm's batched NumPy inference beats hmmlearn's compiled code on batches.
+"""Claims: seqmodels.hmm's compiled inference against hmmlearn and dynamax, same thread count.
 
-Measured in one run on the same data (``loaded_dice``: K=4 states, V=8 symbols):
+Every comparison runs ours and the peer interleaved (``_timing.interleaved``),
+at least 5 repeats, on the same data and float64, and prints the minimum times
+and the min and median of peer time / our time (above 1: we are faster).
 
-* ``HMM.viterbi`` against ``CategoricalHMM.decode`` (``algorithm="viterbi"``,
-  sequences concatenated with ``lengths``) at T=500, B=100 and B=1000; the
-  paths must be identical and the log-probabilities agree to 1e-9 relative.
-* ``HMM.log_likelihood`` against ``CategoricalHMM.score`` at the same sizes;
-  totals must agree to 1e-9 relative. Target: >= 2x at B=1000, no slower at B=100.
-* ``fit_em`` (10 restarts: 20 screening iterations each, the best 3 to
-  convergence), from its window starts and from flat Dirichlet starts,
-  against 10 plain sequential hmmlearn restarts, each run to convergence,
-  all with tol=1e-2 and max_iter=1000, on the issue's 200 sequences x 500
-  steps of ``loaded_dice``. Timed once each: the plain
-  restarts alone take minutes on a shared 2-core machine. ``--quick`` fits
-  50 x 500 instead and repeats the inference timings less; ``--skip-fit``
-  leaves the fit out.
+Threads: hmmlearn is single-threaded C++, so numba runs on 1 thread
+(``limit_threads(1)``) and JAX is pinned to one CPU thread (``XLA_FLAGS``,
+set before jax is imported). ``--threads 2`` lets ours and JAX use both cores.
 
-Inference timings are the best (min) of several repeats. The last line is the
-headline ratio, hmmlearn time / seqmodels time for ``log_likelihood`` at B=1000.
+Sections (all by default; name some to run only those):
+
+* ``inference``: ``loaded_dice`` (K=4, V=8), T=500, B=100 and B=1000:
+  ``log_likelihood`` vs hmmlearn ``score`` and vs dynamax ``hmm_filter``'s
+  ``marginal_loglik``; ``filter`` vs dynamax ``hmm_filter`` (ours also returns
+  the (B, T, V) forecasts); ``viterbi`` vs hmmlearn ``decode`` and dynamax
+  ``hmm_posterior_mode``. dynamax runs jitted and vmapped over sequences, the
+  gather of the log-likelihoods inside the jit; compile time is excluded (the
+  warm-up call). Results are checked equal before timing.
+* ``long``: one sequence, B=1, T=10**6: ``log_likelihood`` and ``viterbi`` vs hmmlearn.
+* ``k64``: ``viterbi`` at K=64 (random model, V=8), B=1000, T=500, vs hmmlearn.
+* ``bound``: the arithmetic bound of ``log_likelihood`` at B=1000, T=500:
+  ``2 K^2 + K`` flops per sequence-step at the peak one core reaches in a
+  single-threaded float64 matrix product (measured here).
+* ``fit``: one EM iteration on 200 x 500 ``loaded_dice`` vs one iteration of
+  hmmlearn's ``fit``; then the whole run to convergence from the same window
+  start (tol = 1e-7 per symbol) with both engines of ``fit_em``.
+* ``memory``: peak resident memory (VmHWM) added by ``log_likelihood`` and
+  ``filter`` at B=1000, T=20000, each in a fresh subprocess.
+* ``jit``: what the first call of each kernel costs in a process with an
+  empty cache (compilation), and in a later process that loads the cache.
+
+Run: ``.venv/bin/python benchmarks/bench_inference.py [section ...] [--threads N]``
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 
-import numpy as np
-from _timing import best_time
-from hmmlearn.hmm import CategoricalHMM
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+# Before jax is imported: one intra-op thread, no Eigen thread pool.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                      "intra_op_parallelism_threads=1" if THREADS == 1 else "")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from seqmodels.dice import loaded_dice
-from seqmodels.hmm import HMM, fit_em
-from seqmodels.hmm.model import hmmlearn_input
+import numpy as np  # noqa: E402
+from _timing import interleaved, seconds  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from seqmodels._checks import as_sequences  # noqa: E402
+from seqmodels.dice import loaded_dice  # noqa: E402
+from seqmodels.hmm import HMM, em_step, fit_em, limit_threads, window_init  # noqa: E402
+from seqmodels.hmm.model import hmmlearn_input  # noqa: E402
 
 LENGTH = 500
-FIT_SHAPE, QUICK_FIT_SHAPE = (200, 500), (50, 500)
-N_RESTARTS = 10
-TOL, MAX_ITER = 1e-2, 1000
+REPEATS = 7
 
 
-def compare_likelihood(model: HMM, symbols: np.ndarray, repeats: int) -> float:
+def dynamax_functions(model: HMM):
+    """Jitted, vmapped dynamax passes on int symbols (B, T): log P, filter, Viterbi."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    from dynamax.hidden_markov_model.inference import hmm_filter, hmm_posterior_mode
+
+    start, transmat = jnp.asarray(model.startprob), jnp.asarray(model.transmat)
+    with np.errstate(divide="ignore"):
+        log_emission = jnp.asarray(np.log(model.emissionprob.T))  # (V, K)
+
+    def filtered(symbols):
+        return hmm_filter(start, transmat, log_emission[symbols])
+
+    def loglik(symbols):
+        return jax.vmap(filtered)(symbols).marginal_loglik
+
+    def filter_all(symbols):
+        post = jax.vmap(filtered)(symbols)
+        return post.filtered_probs, post.predicted_probs, post.marginal_loglik
+
+    def viterbi(symbols):
+        return jax.vmap(lambda x: hmm_posterior_mode(start, transmat, log_emission[x]))(symbols)
+
+    def blocking(function):
+        compiled = jax.jit(function)
+
+        def run(symbols):
+            return jax.block_until_ready(compiled(symbols))
+        return run
+
+    return {"log_likelihood": blocking(loglik), "filter": blocking(filter_all),
+            "viterbi": blocking(viterbi)}
+
+
+def check_close(ours, theirs, what: str, rtol: float = 1e-9) -> None:
+    if not np.allclose(ours, theirs, rtol=rtol, atol=0):
+        raise AssertionError(f"{what}: results differ")
+
+
+def section_inference() -> None:
+    spec = loaded_dice()
+    model = spec.to_hmm()
+    dynamax = dynamax_functions(model)
+    for n_seq in (100, 1000):
+        compare_batch(model, dynamax, spec.sample(n_seq, LENGTH, seed=n_seq).symbols)
+
+
+def compare_batch(model: HMM, dynamax: dict, symbols: np.ndarray) -> None:
+    """The ``inference`` section at one batch size."""
     reference = model.to_hmmlearn()
-    X, lengths = hmmlearn_input(symbols)
-    ours, theirs = model.log_likelihood(symbols).sum(), reference.score(X, lengths)
-    if abs(ours - theirs) > 1e-9 * abs(theirs):
-        raise AssertionError(f"log-likelihoods differ: {ours!r} vs {theirs!r}")
-    mine = best_time(lambda: model.log_likelihood(symbols), repeats)
-    base = best_time(lambda: reference.score(X, lengths), repeats)
-    print(f"log_likelihood B={symbols.shape[0]:5d} T={LENGTH}: seqmodels {mine * 1e3:7.2f} ms, "
-          f"hmmlearn score {base * 1e3:7.2f} ms, ratio {base / mine:.2f}x "
-          f"(relative difference {abs(ours / theirs - 1):.1e})")
-    return base / mine
-
-
-def compare_viterbi(model: HMM, symbols: np.ndarray, repeats: int) -> float:
-    reference = model.to_hmmlearn()
-    X, lengths = hmmlearn_input(symbols)
-    (paths, log_prob), (theirs, their_paths) = model.viterbi(symbols), reference.decode(X, lengths)
-    if not np.array_equal(paths.ravel(), their_paths):
+    X, lengths = hmmlearn_input(as_sequences(symbols, model.n_symbols))
+    label = f"B={symbols.shape[0]} T={LENGTH} K=4 V=8"
+    check_close(model.log_likelihood(symbols).sum(), reference.score(X, lengths),
+                "log_likelihood vs hmmlearn")
+    check_close(model.log_likelihood(symbols), dynamax["log_likelihood"](symbols),
+                "log_likelihood vs dynamax")
+    print(interleaved(lambda: model.log_likelihood(symbols),
+                      lambda: reference.score(X, lengths), REPEATS)
+          .line(f"log_likelihood {label} vs hmmlearn score"))
+    print(interleaved(lambda: model.log_likelihood(symbols),
+                      lambda: dynamax["log_likelihood"](symbols), REPEATS)
+          .line(f"log_likelihood {label} vs dynamax hmm_filter (marginal_loglik)"))
+    check_close(model.filter(symbols).beliefs, dynamax["filter"](symbols)[0],
+                "filter vs dynamax", rtol=1e-7)
+    print(interleaved(lambda: model.filter(symbols), lambda: dynamax["filter"](symbols),
+                      REPEATS).line(f"filter {label} vs dynamax hmm_filter"))
+    paths, _ = model.viterbi(symbols)
+    if not np.array_equal(paths.ravel(), reference.decode(X, lengths)[1]):
         raise AssertionError("Viterbi paths differ from hmmlearn's")
-    ours = log_prob.sum()
-    if abs(ours - theirs) > 1e-9 * abs(theirs):
-        raise AssertionError(f"Viterbi log-probabilities differ: {ours!r} vs {theirs!r}")
-    mine = best_time(lambda: model.viterbi(symbols), repeats)
-    base = best_time(lambda: reference.decode(X, lengths), repeats)
-    print(f"viterbi        B={symbols.shape[0]:5d} T={LENGTH}: seqmodels {mine * 1e3:7.2f} ms, "
-          f"hmmlearn decode {base * 1e3:7.2f} ms, ratio {base / mine:.2f}x (identical paths)")
-    return base / mine
+    same = np.mean(paths == np.asarray(dynamax["viterbi"](symbols)))
+    print(interleaved(lambda: model.viterbi(symbols), lambda: reference.decode(X, lengths),
+                      REPEATS).line(f"viterbi {label} vs hmmlearn decode (identical paths)"))
+    print(interleaved(lambda: model.viterbi(symbols), lambda: dynamax["viterbi"](symbols),
+                      REPEATS).line(f"viterbi {label} vs dynamax hmm_posterior_mode "
+                                    f"({same:.4%} of states equal: ties break differently)"))
 
 
-def plain_restarts(symbols: np.ndarray, n_states: int, n_symbols: int) -> tuple[float, int]:
-    """Best total log-likelihood of plain hmmlearn restarts run to convergence, and iterations."""
-    X, lengths = hmmlearn_input(symbols)
-    best, iterations = -np.inf, 0
-    for restart in range(N_RESTARTS):
-        model = CategoricalHMM(
-            n_components=n_states, n_features=n_symbols, implementation="scaling",
-            n_iter=MAX_ITER, tol=TOL, random_state=np.random.RandomState(restart),
-        )
-        model.fit(X, lengths)
-        best, iterations = max(best, model.score(X, lengths)), iterations + model.monitor_.iter
-    return best, iterations
+def section_long() -> None:
+    spec = loaded_dice()
+    model, reference = spec.to_hmm(), spec.to_hmm().to_hmmlearn()
+    symbols = spec.sample(1, 10**6, seed=5).symbols[0]
+    X = symbols.reshape(-1, 1)
+    check_close(model.log_likelihood(symbols), reference.score(X), "long log_likelihood")
+    result = interleaved(lambda: model.log_likelihood(symbols), lambda: reference.score(X), 5)
+    print(result.line("log_likelihood B=1 T=10^6 vs hmmlearn score") +
+          f"; ours {result.ours / 1e6 * 1e9:.1f} ns/step, hmmlearn "
+          f"{result.peer / 1e6 * 1e9:.1f} ns/step")
+    result = interleaved(lambda: model.viterbi(symbols), lambda: reference.decode(X), 5)
+    print(result.line("viterbi B=1 T=10^6 vs hmmlearn decode") +
+          f"; ours {result.ours / 1e6 * 1e9:.1f} ns/step, hmmlearn "
+          f"{result.peer / 1e6 * 1e9:.1f} ns/step")
 
 
-def timed_fit(symbols: np.ndarray, n_states: int, n_symbols: int, init: str):
-    """``fit_em`` with the benchmark's restarts from ``init`` starts, and its wall time."""
-    start = time.perf_counter()
-    fit = fit_em(symbols, n_states, n_symbols, n_restarts=N_RESTARTS, max_iter=MAX_ITER,
-                 tol=TOL, seed=0, progress=False, init=init)
-    return fit, time.perf_counter() - start
+def section_k64() -> None:
+    rng = np.random.default_rng(64)
+    model = HMM(rng.dirichlet(np.ones(64)), rng.dirichlet(np.ones(64), size=64),
+                rng.dirichlet(np.ones(8), size=64))
+    _, symbols = model.sample(1000, LENGTH, seed=65)
+    reference = model.to_hmmlearn()
+    X, lengths = hmmlearn_input(as_sequences(symbols, 8))
+    if not np.array_equal(model.viterbi(symbols)[0].ravel(), reference.decode(X, lengths)[1]):
+        raise AssertionError("K=64 Viterbi paths differ from hmmlearn's")
+    print(interleaved(lambda: model.viterbi(symbols), lambda: reference.decode(X, lengths), 5,
+                      warmup=False).line("viterbi K=64 B=1000 T=500 vs hmmlearn decode", 1, "s"))
 
 
-def compare_fit(spec, symbols: np.ndarray) -> float:
-    start = time.perf_counter()
-    baseline, plain_iterations = plain_restarts(symbols, spec.n_states, spec.n_symbols)
-    base = time.perf_counter() - start
-    shape = "x".join(map(str, symbols.shape))
-    ratios = {}
-    for init in ("random", "windows"):
-        fit, mine = timed_fit(symbols, spec.n_states, spec.n_symbols, init)
-        ratios[init] = base / mine
-        print(f"fit_em {N_RESTARTS} restarts ({init} starts) on {shape} loaded_dice: "
-              f"seqmodels {mine:.1f} s (best log-likelihood {fit.log_likelihood:.2f}, "
-              f"{int(fit.restarts.iterations.sum())} EM iterations), plain hmmlearn {base:.1f} s "
-              f"(best log-likelihood {baseline:.2f}, {plain_iterations} EM iterations), "
-              f"ratio {base / mine:.2f}x, "
-              f"best log-likelihood gap {fit.log_likelihood - baseline:+.2f}")
-    print(f"fit_em window starts vs flat Dirichlet starts: "
-          f"{ratios['windows'] / ratios['random']:.2f}x faster")
-    return ratios["windows"]
+def section_bound() -> None:
+    size = 1500
+    a, b = np.random.default_rng(0).random((2, size, size))
+    with threadpool_limits(limits=1):
+        a @ b
+        best = min(seconds(lambda: a @ b) for _ in range(5))
+    peak = 2 * size**3 / best
+    spec = loaded_dice()
+    model = spec.to_hmm()
+    symbols = spec.sample(1000, LENGTH, seed=7).symbols
+    k = model.n_states
+    bound = 1000 * LENGTH * (2 * k * k + k) / peak
+    with limit_threads(1):
+        model.log_likelihood(symbols)
+        ours = min(seconds(lambda: model.log_likelihood(symbols)) for _ in range(REPEATS))
+    print(f"arithmetic bound: one core reaches {peak / 1e9:.1f} GFLOP/s (float64 matrix product,"
+          f" 1 thread); log_likelihood B=1000 T=500 K=4 does 2K^2+K = {2 * k * k + k} flops per "
+          f"sequence-step, bound {bound * 1e3:.3f} ms; ours {ours * 1e3:.3f} ms on 1 thread = "
+          f"{ours / bound:.1f}x the bound")
+
+
+def section_fit() -> None:
+    spec = loaded_dice()
+    symbols = spec.sample(200, LENGTH, seed=1).symbols
+    batch = as_sequences(symbols, 8)
+    X, lengths = hmmlearn_input(batch)
+    start = window_init(symbols, 4, 8, seed=2)
+
+    def hmmlearn_iteration():
+        start.to_hmmlearn(n_iter=1, emissionprob_prior=1.001).fit(X, lengths)
+
+    print(interleaved(lambda: em_step(start, batch, 1e-3), hmmlearn_iteration, REPEATS)
+          .line("one EM iteration, 200 x 500 loaded_dice, vs one hmmlearn fit iteration"))
+    fits = {}
+
+    def run(engine):
+        fits[engine] = fit_em(symbols, 4, 8, init=start, engine=engine, progress=False)
+
+    result = interleaved(lambda: run("batched"), lambda: run("hmmlearn"), 5, warmup=False)
+    ours, theirs = fits["batched"], fits["hmmlearn"]
+    print(result.line("fit_em from the same window start to convergence (tol 1e-7/symbol), "
+                      "engine batched vs hmmlearn", 1, "s") +
+          f"; iterations {int(ours.restarts.iterations[0])} vs "
+          f"{int(theirs.restarts.iterations[0])}, log-likelihood {ours.log_likelihood:.4f} vs "
+          f"{theirs.log_likelihood:.4f}")
+
+
+_MEMORY_PROBE = textwrap.dedent("""
+    import sys, numpy as np
+    from seqmodels.dice import loaded_dice
+    def peak():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    spec = loaded_dice(); model = spec.to_hmm()
+    warm = spec.sample(2, 50, seed=0).symbols
+    model.log_likelihood(warm); model.filter(warm)            # compile / load kernels first
+    symbols = np.random.default_rng(1).integers(0, 8, size=(1000, 20000))  # no sampler peak
+    before = peak()
+    result = getattr(model, sys.argv[1])(symbols)
+    outputs = sum(getattr(result, name).nbytes for name in ("beliefs", "predictive")) \\
+        if sys.argv[1] == "filter" else 0
+    print(peak() - before, outputs)
+""")
+
+
+def section_memory() -> None:
+    input_bytes = 1000 * 20000 * 8
+    for method in ("log_likelihood", "filter"):
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, method], check=True,
+                             capture_output=True, text=True).stdout.split()
+        added, outputs = int(out[0]), int(out[1])
+        print(f"memory {method} B=1000 T=20000: peak grows by {added / 2**20:.1f} MiB beyond "
+              f"the {input_bytes / 2**20:.0f} MiB input (its outputs: {outputs / 2**20:.1f} MiB)")
+
+
+_JIT_PROBE = textwrap.dedent("""
+    import time
+    t = time.perf_counter()
+    from seqmodels.dice import loaded_dice
+    from seqmodels.hmm import fit_em
+    spec = loaded_dice(); model = spec.to_hmm(); symbols = spec.sample(2, 30, seed=0).symbols
+    print(f"import {time.perf_counter() - t:.2f}")
+    for name, call in (("log_likelihood", lambda: model.log_likelihood(symbols)),
+                       ("filter", lambda: model.filter(symbols)),
+                       ("smooth", lambda: model.smooth(symbols)),
+                       ("viterbi", lambda: model.viterbi(symbols)),
+                       ("fit_em", lambda: fit_em(symbols, 4, 8, n_restarts=1, max_iter=2,
+                                                 window=5, progress=False))):
+        t = time.perf_counter(); call(); print(f"{name} {time.perf_counter() - t:.2f}")
+""")
+
+
+def section_jit() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        runs = [subprocess.run([sys.executable, "-c", _JIT_PROBE], env=env, check=True,
+                               capture_output=True, text=True).stdout.split("\n")
+                for _ in range(2)]
+    for first, later in zip(*runs, strict=True):
+        if first:
+            name, cold = first.split()
+            print(f"jit {name}: first call {float(cold):.2f} s with an empty cache, "
+                  f"{float(later.split()[1]):.3f} s in a later process (cache loaded)")
+
+
+SECTIONS = {"inference": section_inference, "long": section_long, "k64": section_k64,
+            "bound": section_bound, "fit": section_fit, "memory": section_memory,
+            "jit": section_jit}
 
 
 def main(argv: list[str]) -> None:
-    quick = "--quick" in argv
-    spec = loaded_dice()
-    model = spec.to_hmm()
-    if "--skip-fit" not in argv:
-        compare_fit(spec, spec.sample(*(QUICK_FIT_SHAPE if quick else FIT_SHAPE), seed=1).symbols)
-    small = spec.sample(100, LENGTH, seed=2).symbols
-    large = spec.sample(1000, LENGTH, seed=3).symbols
-    small_repeats, large_repeats = (10, 4) if quick else (30, 10)
-    compare_viterbi(model, small, repeats=small_repeats)
-    compare_viterbi(model, large, repeats=large_repeats)
-    compare_likelihood(model, small, repeats=small_repeats)
-    headline = compare_likelihood(model, large, repeats=large_repeats)
-    print(f"headline: log_likelihood at B=1000, T=500 is {headline:.2f}x hmmlearn score")
+    chosen = [name for name in argv if name in SECTIONS] or list(SECTIONS)
+    print(f"threads: numba {THREADS}, XLA_FLAGS={os.environ['XLA_FLAGS']!r}; float64")
+    with limit_threads(THREADS):
+        for name in chosen:
+            start = time.perf_counter()
+            SECTIONS[name]()
+            print(f"  ({name}: {time.perf_counter() - start:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

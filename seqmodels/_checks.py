@@ -7,6 +7,7 @@ a ``ValueError`` that names the argument and what was wrong, never an
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 import zlib
@@ -386,3 +387,45 @@ def check_memory(n_bytes: float, what: str) -> None:
     if available is not None and n_bytes > available:
         raise ValueError(f"{what} needs {format_bytes(n_bytes)} of memory; "
                          f"{format_bytes(available)} is available")
+
+
+# --------------------------------------------------------------------------- equality
+
+
+def _hash_key(value):
+    """A hashable stand-in for a field: an array by dtype, shape and bytes (NaN, -0.0 canonical)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fc":
+            value = np.where(np.isnan(value), np.nan, value + 0.0)  # one NaN, no -0.0
+        return value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes()
+    return value
+
+
+def _fields_equal(first, second) -> bool:
+    if isinstance(first, np.ndarray) or isinstance(second, np.ndarray):
+        first, second = np.asarray(first), np.asarray(second)
+        return (first.shape == second.shape and first.dtype.kind == second.dtype.kind
+                and bool(np.array_equal(first, second, equal_nan=first.dtype.kind in "fc")))
+    return bool(first == second)
+
+
+def by_value(cls):
+    """Class decorator: a frozen dataclass holding arrays compares and hashes by value.
+
+    Apply above ``@dataclass(frozen=True)``. Two instances are equal when they
+    are of the same class and every field is equal (arrays: same shape and
+    ``array_equal``, NaN equal to NaN); the hash is built from the same fields,
+    arrays by their bytes, so equal objects hash alike.
+    """
+    names = tuple(field.name for field in dataclasses.fields(cls))
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(_fields_equal(getattr(self, name), getattr(other, name)) for name in names)
+
+    def __hash__(self):
+        return hash((cls.__qualname__, *(_hash_key(getattr(self, name)) for name in names)))
+
+    cls.__eq__, cls.__hash__ = __eq__, __hash__
+    return cls

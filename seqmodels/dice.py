@@ -2,8 +2,8 @@
 
 A :class:`DiceHMM` is a named, validated :class:`~seqmodels.hmm.HMM`: state
 ``k`` is die ``k``, symbol ``v`` is face ``v + 1``. Its :meth:`DiceHMM.sample`
-is the HMM's vectorized sampler. The presets reproduce the worked example and
-the occasionally dishonest casino.
+is the HMM's vectorized sampler (:func:`~seqmodels.hmm.sample_chain`). The
+presets reproduce the worked example and the occasionally dishonest casino.
 """
 
 from __future__ import annotations
@@ -16,15 +16,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqmodels._checks import as_generator, check_count, check_probabilities, check_real, readonly
+from seqmodels._checks import (
+    as_generator,
+    by_value,
+    check_count,
+    check_lengths,
+    check_probabilities,
+    check_real,
+    readonly,
+)
 from seqmodels._io import load_npz, save_npz
-from seqmodels.hmm import HMM, Seed, sample_chain, stationary_distribution
-from seqmodels.hmm.model import hmmlearn_input
+from seqmodels.hmm import HMM, Seed, stationary_distribution
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
+@by_value
 @dataclass(frozen=True)
 class Die:
     """A die with faces ``1..faces`` showing face ``f`` with probability ``probs[f - 1]``.
@@ -37,6 +45,8 @@ class Die:
         Face probabilities; fair (``1 / faces`` each) when omitted.
     name : str, optional
         Display name; ``"D{faces}"`` for a fair die, ``"loaded D{faces}"`` otherwise.
+
+    Dice compare and hash by value.
     """
 
     faces: int
@@ -82,6 +92,7 @@ class Die:
         return cls(faces, probs, name)
 
 
+@by_value
 @dataclass(frozen=True)
 class DiceHMM:
     """A Markov chain over dice: the hidden chain picks a die, the die shows a face.
@@ -94,6 +105,8 @@ class DiceHMM:
         ``transmat[i, j] = P(die_t = j | die_{t-1} = i)``.
     startprob : array_like, shape (K,), optional
         ``P(die_0 = k)``; uniform when omitted.
+
+    Two chains are equal (and hash alike) when their dice and matrices are.
     """
 
     dice: tuple[Die, ...]
@@ -149,24 +162,30 @@ class DiceHMM:
 
     def to_hmm(self) -> HMM:
         """The true model as an :class:`~seqmodels.hmm.HMM`."""
+        return self._hmm
+
+    @cached_property
+    def _hmm(self) -> HMM:
         return HMM(self.startprob, self.transmat, self.emissionprob)
 
     def stationary_distribution(self) -> np.ndarray:
         """Long-run die frequencies, shape (K,): ``p`` with ``p @ transmat = p``."""
         return stationary_distribution(self.transmat)
 
-    def sample(self, n_sequences: int, length: int, seed: Seed = None) -> DiceSample:
-        """Throw dice: ``n_sequences`` independent sequences of ``length`` throws.
+    def sample(self, n_sequences: int, length, seed: Seed = None) -> DiceSample:
+        """Throw dice: ``n_sequences`` independent sequences.
 
-        Vectorized across sequences; ``seed`` (int, Generator or None) makes it
-        reproducible.
+        ``length`` is one number of throws for all, or one per sequence (then
+        the sample holds sequences of different lengths). Vectorized across
+        sequences; ``seed`` (int, Generator or None) makes it reproducible.
+        ``ValueError`` for bad sizes or a sample that cannot fit in memory.
         """
-        dice, symbols = sample_chain(
-            self.startprob, self.transmat, self.emissionprob, n_sequences, length, seed
-        )
-        return DiceSample(dice=dice, faces=symbols + 1, spec=self)
+        dice, symbols = self._hmm.sample(n_sequences, length, seed)
+        return DiceSample(dice=dice, faces=symbols + 1, spec=self,
+                          lengths=None if np.ndim(length) == 0 else length)
 
 
+@by_value
 @dataclass(frozen=True)
 class DiceSample:
     """Sequences of thrown dice and the faces they showed.
@@ -174,22 +193,27 @@ class DiceSample:
     Attributes
     ----------
     dice : numpy.ndarray of int64, shape (B, T)
-        Index of the die thrown at each step (the hidden chain).
+        Index of the die thrown at each step (the hidden chain); -1 past a
+        sequence's end.
     faces : numpy.ndarray of int64, shape (B, T)
-        The face shown, 1-based (the visible chain).
+        The face shown, 1-based (the visible chain); 0 past a sequence's end.
     spec : DiceHMM
         The model that made them.
+    lengths : numpy.ndarray of int64, shape (B,)
+        Throws per sequence; ``T`` is the longest. Omitted: every sequence has
+        ``T`` throws.
 
     Raises
     ------
     ValueError
-        If the shapes differ, a die index is outside ``[0, K)``, or a face is
-        outside its die's ``1..faces``.
+        If the shapes differ, a length is outside ``1..T``, a die index is
+        outside ``[0, K)``, or a face is outside its die's ``1..faces``.
     """
 
     dice: np.ndarray
     faces: np.ndarray
     spec: DiceHMM
+    lengths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, DiceHMM):
@@ -203,13 +227,25 @@ class DiceSample:
             )
         if not (np.issubdtype(dice.dtype, np.integer) and np.issubdtype(faces.dtype, np.integer)):
             raise ValueError("dice and faces must be integer arrays")
-        if dice.min() < 0 or dice.max() >= self.spec.n_states:
+        lengths = self._checked_lengths(dice.shape)
+        thrown = np.arange(dice.shape[1]) < lengths[:, None]
+        if dice[thrown].min() < 0 or dice[thrown].max() >= self.spec.n_states:
             raise ValueError(f"dice must lie in [0, {self.spec.n_states})")
-        if faces.min() < 1 or faces.max() > self.spec.n_symbols:
+        if faces[thrown].min() < 1 or faces[thrown].max() > self.spec.n_symbols:
             raise ValueError(f"faces must lie in 1..{self.spec.n_symbols}")
-        self._check_faces_fit_dice(dice, faces)
-        object.__setattr__(self, "dice", readonly(dice, np.int64))
-        object.__setattr__(self, "faces", readonly(faces, np.int64))
+        self._check_faces_fit_dice(np.where(thrown, dice, 0), np.where(thrown, faces, 1))
+        object.__setattr__(self, "dice", readonly(np.where(thrown, dice, -1), np.int64))
+        object.__setattr__(self, "faces", readonly(np.where(thrown, faces, 0), np.int64))
+        object.__setattr__(self, "lengths", readonly(lengths, np.int64))
+
+    def _checked_lengths(self, shape: tuple[int, int]) -> np.ndarray:
+        if self.lengths is None:
+            return np.full(shape[0], shape[1], dtype=np.int64)
+        lengths = check_lengths(self.lengths)
+        if lengths.shape != (shape[0],) or lengths.max() > shape[1]:
+            raise ValueError(f"lengths must hold one length in 1..{shape[1]} per sequence "
+                             f"({shape[0]}), got {lengths.tolist()[:10]}")
+        return lengths
 
     def _check_faces_fit_dice(self, dice: np.ndarray, faces: np.ndarray) -> None:
         """Refuse a face past the thrown die's own faces (a 7 on a D6 in a D8 model)."""
@@ -232,8 +268,16 @@ class DiceSample:
 
     @property
     def symbols(self) -> np.ndarray:
-        """0-based symbols, ``faces - 1``, shape (B, T)."""
+        """0-based symbols, ``faces - 1``, shape (B, T); -1 past a sequence's end.
+
+        With sequences of different lengths, pass :meth:`sequences` (or
+        :meth:`to_hmmlearn`) to the models instead.
+        """
         return self.faces - 1
+
+    def sequences(self) -> list[np.ndarray]:
+        """The symbols as a list of 1-D arrays, one per sequence, padding dropped."""
+        return [row[:n] for row, n in zip(self.symbols, self.lengths, strict=True)]
 
     @property
     def n_sequences(self) -> int:
@@ -242,32 +286,67 @@ class DiceSample:
 
     @property
     def length(self) -> int:
-        """Steps per sequence ``T``."""
+        """Steps per sequence ``T`` (the longest, when lengths differ)."""
         return self.faces.shape[1]
 
-    def to_hmmlearn(self) -> tuple[np.ndarray, np.ndarray]:
-        """Symbols as hmmlearn expects them.
+    @property
+    def ragged(self) -> bool:
+        """True when some sequence is shorter than ``T``."""
+        return bool(self.lengths.min() < self.length)
+
+    def _thrown(self) -> np.ndarray:
+        """``(B, T)`` bool: the steps that were thrown."""
+        return np.arange(self.length) < self.lengths[:, None]
+
+    def to_hmmlearn(self, with_states: bool = False) -> tuple[np.ndarray, ...]:
+        """The sample in hmmlearn's layout (what ``fit``, ``score`` and ``decode`` read).
 
         Returns
         -------
-        X : numpy.ndarray of int64, shape (B * T, 1)
-            The sequences' symbols concatenated.
+        X : numpy.ndarray of int64, shape (N, 1)
+            The sequences' symbols concatenated, ``N = lengths.sum()``.
+        Z : numpy.ndarray of int64, shape (N,)
+            The dice, concatenated the same way; only with ``with_states=True``
+            (``(X, Z)`` is what hmmlearn's ``sample`` returns).
         lengths : numpy.ndarray of int64, shape (B,)
             Each sequence's length.
         """
-        return hmmlearn_input(self.symbols)
+        thrown = self._thrown()
+        X, lengths = self.symbols[thrown].reshape(-1, 1), self.lengths.copy()
+        return (X, self.dice[thrown], lengths) if with_states else (X, lengths)
+
+    @classmethod
+    def from_hmmlearn(cls, X, Z, lengths=None, *, spec: DiceHMM) -> DiceSample:
+        """A sample from hmmlearn's layout: ``X`` (N, 1) symbols, ``Z`` (N,) dice, ``lengths``.
+
+        ``lengths`` omitted: one sequence of ``N`` throws. The inverse of
+        ``to_hmmlearn(with_states=True)``; also reads ``X, Z =
+        CategoricalHMM.sample(n)``. ``ValueError`` if the shapes or lengths disagree.
+        """
+        X, Z = np.asarray(X), np.asarray(Z)
+        if X.ndim != 2 or X.shape[1] != 1 or Z.shape != (X.shape[0],):
+            raise ValueError(f"X must have shape (N, 1) and Z shape (N,), got {X.shape} and "
+                             f"{Z.shape}")
+        lengths = (np.array([X.shape[0]]) if lengths is None
+                   else check_lengths(lengths, total=X.shape[0]))
+        thrown = np.arange(lengths.max()) < lengths[:, None]
+        dice = np.full(thrown.shape, -1, dtype=np.int64)
+        faces = np.zeros(thrown.shape, dtype=np.int64)
+        dice[thrown], faces[thrown] = Z, X[:, 0] + 1
+        return cls(dice=dice, faces=faces, spec=spec, lengths=lengths)
 
     def to_frame(self) -> pd.DataFrame:
         """A tidy frame, one row per throw: sequence, t, die, die_name, face."""
         import pandas as pd  # deferred: importing pandas costs a few tenths of a second
-        sequence, t = np.indices(self.faces.shape)
+        thrown = self._thrown()
+        sequence, t = np.nonzero(thrown)
         names = np.asarray(self.spec.state_names, dtype=object)
         return pd.DataFrame({
-            "sequence": sequence.ravel(),
-            "t": t.ravel(),
-            "die": self.dice.ravel(),
-            "die_name": names[self.dice.ravel()],
-            "face": self.faces.ravel(),
+            "sequence": sequence,
+            "t": t,
+            "die": self.dice[thrown],
+            "die_name": names[self.dice[thrown]],
+            "face": self.faces[thrown],
         })
 
     def split(self, test_fraction: float = 0.2, seed: Seed = None) -> tuple[DiceSample, DiceSample]:
@@ -289,14 +368,17 @@ class DiceSample:
         return self._subset(np.sort(train)), self._subset(np.sort(test))
 
     def _subset(self, rows: np.ndarray) -> DiceSample:
-        return DiceSample(dice=self.dice[rows], faces=self.faces[rows], spec=self.spec)
+        steps = int(self.lengths[rows].max())
+        return DiceSample(dice=self.dice[rows, :steps], faces=self.faces[rows, :steps],
+                          spec=self.spec, lengths=self.lengths[rows])
 
     def save(self, path: str | os.PathLike) -> os.PathLike:
         """Save to ``path`` (``.npz`` plus JSON metadata, written atomically). Returns the path."""
         spec = self.spec
         return save_npz(
             path, "DiceSample",
-            {"dice": self.dice, "faces": self.faces, "transmat": spec.transmat,
+            {"dice": self.dice, "faces": self.faces, "lengths": self.lengths,
+             "transmat": spec.transmat,
              "startprob": spec.startprob, "emissionprob": spec.emissionprob},
             {"die_names": spec.state_names, "die_faces": [d.faces for d in spec.dice]},
         )
@@ -314,7 +396,9 @@ class DiceSample:
                                                   strict=True))
             ]
             spec = DiceHMM(dice, arrays["transmat"], arrays["startprob"])
-            return cls(dice=arrays["dice"], faces=arrays["faces"], spec=spec)
+            # Files written before sequences could differ in length have no lengths.
+            return cls(dice=arrays["dice"], faces=arrays["faces"], spec=spec,
+                       lengths=arrays.get("lengths"))
         except (KeyError, TypeError, IndexError, ValueError) as err:
             raise ValueError(f"{path} is a corrupt DiceSample: {err}") from None
 

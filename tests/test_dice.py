@@ -345,3 +345,74 @@ def test_dice_sample_refuses_a_face_its_die_lacks_and_a_foreign_spec():
 def test_load_refuses_a_path_that_is_not_a_path():
     with pytest.raises(ValueError, match=r"path must be a str or os\.PathLike, got None"):
         DiceSample.load(None)
+
+
+# ------------------------------------------------------------- equality and ragged samples
+
+
+def test_dice_and_chains_compare_and_hash_by_value():
+    assert Die(6) == Die(6) and hash(Die(6)) == hash(Die(6))
+    assert Die(6) != Die.loaded(6, face=1, p=0.5) and Die(6) != Die(6, name="fair")
+    assert loaded_dice() == loaded_dice() and hash(loaded_dice()) == hash(loaded_dice())
+    assert loaded_dice() != casino() and len({casino(), casino(), three_dice()}) == 2
+    assert loaded_dice().to_hmm() == loaded_dice().to_hmm()
+    assert casino().sample(3, 5, seed=1) == casino().sample(3, 5, seed=1)
+    assert casino().sample(3, 5, seed=1) != casino().sample(3, 5, seed=2)
+
+
+@pytest.fixture(scope="module")
+def ragged() -> DiceSample:
+    return loaded_dice().sample(4, [6, 1, 9, 3], seed=3)
+
+
+def test_a_sample_with_a_length_per_sequence(ragged):
+    np.testing.assert_array_equal(ragged.lengths, [6, 1, 9, 3])
+    assert ragged.length == 9 and ragged.ragged and not loaded_dice().sample(2, 3).ragged
+    thrown = np.arange(9) < ragged.lengths[:, None]
+    assert (ragged.dice[~thrown] == -1).all() and (ragged.faces[~thrown] == 0).all()
+    assert (ragged.faces[thrown] >= 1).all() and (ragged.dice[thrown] >= 0).all()
+    assert [len(s) for s in ragged.sequences()] == [6, 1, 9, 3]
+    assert len(ragged.to_frame()) == 19
+    truth = loaded_dice().to_hmm()
+    assert truth.log_likelihood(ragged.sequences()).shape == (4,)
+
+
+def test_hmmlearn_layout_round_trips_a_ragged_sample(ragged):
+    X, Z, lengths = ragged.to_hmmlearn(with_states=True)
+    assert X.shape == (19, 1) and Z.shape == (19,)
+    np.testing.assert_array_equal(lengths, [6, 1, 9, 3])
+    back = DiceSample.from_hmmlearn(X, Z, lengths, spec=ragged.spec)
+    assert back == ragged
+    truth = ragged.spec.to_hmm()
+    np.testing.assert_allclose(truth.log_likelihood(X, lengths),
+                               truth.log_likelihood(ragged.sequences()))
+    X2, lengths2 = ragged.to_hmmlearn()
+    np.testing.assert_array_equal(lengths2, lengths)
+    np.testing.assert_array_equal(X2, X)
+    # hmmlearn's own sample (X, Z) reads as one sequence.
+    X, Z = truth.to_hmmlearn().sample(50, random_state=np.random.RandomState(0))
+    single = DiceSample.from_hmmlearn(X, Z, spec=ragged.spec)
+    assert single.n_sequences == 1 and single.length == 50
+    with pytest.raises(ValueError, match="lengths sum to 40, but symbols holds 50"):
+        DiceSample.from_hmmlearn(X, Z, [20, 20], spec=ragged.spec)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 1\)"):
+        DiceSample.from_hmmlearn(X[:, 0], Z, spec=ragged.spec)
+
+
+def test_a_ragged_sample_splits_saves_and_loads(ragged, tmp_path):
+    train, test = ragged.split(0.5, seed=4)
+    assert sorted([*train.lengths, *test.lengths]) == [1, 3, 6, 9]
+    for part in (train, test):
+        assert part.length == part.lengths.max()
+    assert DiceSample.load(ragged.save(tmp_path / "ragged")) == ragged
+
+
+def test_bad_lengths_of_a_sample_are_refused():
+    dice, faces = np.zeros((2, 3), dtype=int), np.ones((2, 3), dtype=int)
+    for lengths, message in (([3, 4], r"one length in 1..3 per sequence \(2\)"),
+                             ([3], r"one length in 1..3 per sequence \(2\)"),
+                             ([0, 3], "at least 1")):
+        with pytest.raises(ValueError, match=message):
+            DiceSample(dice=dice, faces=faces, spec=loaded_dice(), lengths=lengths)
+    with pytest.raises(ValueError, match=r"length must be an int or one length per sequence"):
+        loaded_dice().sample(3, [2, 2])

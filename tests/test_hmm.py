@@ -86,7 +86,7 @@ def twin_model() -> HMM:
     return HMM(np.full(4, 0.25), transmat, emission)
 
 
-@pytest.mark.parametrize("length", [1, 60])
+@pytest.mark.parametrize("length", [2, 60])
 def test_viterbi_equals_hmmlearn_on_tied_scores(length):
     model = twin_model()
     _, symbols = model.sample(20, length, seed=length)
@@ -104,17 +104,9 @@ def test_viterbi_tie_rules_are_hmmlearns():
     np.testing.assert_allclose(log_prob, 5 * np.log(1 / 6), rtol=1e-12)
 
 
-@pytest.mark.parametrize(("block_elements", "n_seq"), [(1, 3), (7 * 16 * 80, 80), (None, 80)])
-def test_viterbi_across_blocks_and_pointer_sizes(monkeypatch, block_elements, n_seq):
-    """Blocks of 1 and 7 steps (59 = 8 * 7 + 3: partial last block and backtrack chunk).
-
-    K*B = 320 needs uint16 back-pointers.
-    """
-    from seqmodels.hmm import inference
-
-    if block_elements is not None:
-        monkeypatch.setattr(inference, "_VITERBI_BLOCK_ELEMENTS", block_elements)
-        monkeypatch.setattr(inference, "_BACKTRACK_CHUNK", 7)
+@pytest.mark.parametrize("n_seq", [3, 80])
+def test_viterbi_one_chunk_and_many(n_seq):
+    """3 sequences: one per chunk; 80: several per chunk, the lattice reused."""
     model = random_model(4, 8, seed=n_seq)
     _, symbols = model.sample(n_seq, 60, seed=n_seq + 1)
     paths = assert_viterbi_is_hmmlearns(model, symbols)
@@ -188,7 +180,7 @@ def test_inference_matches_enumeration(n_states, length):
 @settings(max_examples=25, deadline=None)
 @given(
     n_states=st.integers(1, 4), n_symbols=st.integers(1, 5), seed=st.integers(0, 2**32 - 1),
-    shape=st.tuples(st.integers(1, 4), st.integers(1, 40)),
+    shape=st.tuples(st.integers(1, 4), st.integers(2, 40)),  # (B, 1) reads as hmmlearn's X
 )
 def test_filter_and_smoother_properties(n_states, n_symbols, seed, shape):
     model = random_model(n_states, n_symbols, seed)
@@ -242,13 +234,17 @@ def test_no_underflow_at_100k_steps():
     assert_viterbi_is_hmmlearns(model, symbols)
 
 
-def test_likelihood_path_survives_blocks_that_underflow():
-    """Symbols of probability 1e-30 underflow a 16-step block; the rescaled redo must agree."""
-    emission = np.array([[1 - 1e-30, 1e-30], [0.5, 0.5]])
+@pytest.mark.parametrize("n_seq", [1, 70])  # one sequence alone; a block of lanes and a rest
+@pytest.mark.parametrize("probability", [1e-30, 1e-250])
+def test_likelihood_path_survives_steps_that_underflow(n_seq, probability):
+    """Each step multiplies the mass by ``probability``: the unnormalized vector must be
+    rescued before it underflows (1e-250 underflows in two steps from 1e-100)."""
+    emission = np.array([[1 - probability, probability], [0.5, 0.5]])
     model = HMM([1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]], emission)
-    symbols = np.ones(100, dtype=np.int64)
-    assert model.log_likelihood(symbols) == pytest.approx(100 * np.log(1e-30), rel=1e-12)
-    assert model.filter(symbols).log_likelihood == pytest.approx(100 * np.log(1e-30), rel=1e-12)
+    symbols = np.ones((n_seq, 100), dtype=np.int64)
+    expected = 100 * np.log(probability)
+    np.testing.assert_allclose(model.log_likelihood(symbols), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.filter(symbols).log_likelihood, expected, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- the worked example
@@ -300,13 +296,14 @@ def test_entropy_rate_of_a_revealed_chain():
     ([0.5, 1.0], "integers"),
     ([], "empty"),
     (np.zeros((2, 2, 2), dtype=int), "shape"),
-    ([[0, 1], [0]], "symbols must be a rectangular array"),
+    ([[0, 1], [9]], r"symbols\[1\] has symbol 9, outside"),
     ([0.0, 1e20], r"symbol 1e\+20, outside"),  # named as given, not as a wrapped int64
     (np.array([0, 2**63 + 5], dtype=np.uint64), "symbol 9223372036854775813, outside"),
 ])
 def test_bad_symbols_raise_value_error(symbols, message):
     model = random_model(2, 8, seed=0)
-    for method in (model.filter, model.smooth, model.viterbi, model.log_likelihood):
+    for method in (model.filter, model.smooth, model.viterbi, model.log_likelihood,
+                   model.predictive):
         with pytest.raises(ValueError, match=message):
             method(symbols)
 
@@ -316,7 +313,7 @@ def test_zero_probability_sequence_names_sequence_and_step():
     model = HMM([1.0, 0.0], [[1.0, 0.0], [0.5, 0.5]], [[1.0, 0.0], [0.5, 0.5]])
     symbols = np.zeros((3, 50), dtype=np.int64)
     symbols[2, 40] = 1
-    for method in (model.filter, model.smooth, model.viterbi, model.log_likelihood):
+    for method in (model.filter, model.smooth, model.viterbi, model.predictive):
         with pytest.raises(ValueError, match=r"sequence 2 .*symbol 1 at step 40"):
             method(symbols)
 

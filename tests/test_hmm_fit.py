@@ -201,3 +201,114 @@ def test_align_states_needs_matching_sizes():
         align_states(casino().to_hmm(), loaded_dice().to_hmm())
     with pytest.raises(ValueError, match="reference must be an HMM, got DiceHMM"):
         align_states(casino().to_hmm(), casino())
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def hmmlearn_iterations(start: HMM, symbols: np.ndarray, n_iter: int, pseudocount: float):
+    """hmmlearn's fit one iteration at a time: the parameters after each, and the scores."""
+    from seqmodels.hmm.fit import _to_hmm
+
+    X, lengths = symbols.reshape(-1, 1), np.full(symbols.shape[0], symbols.shape[1])
+    model, steps, scores = start, [], []
+    for _ in range(n_iter):
+        reference = model.to_hmmlearn(emissionprob_prior=1.0 + pseudocount, n_iter=1)
+        reference.fit(X, lengths)
+        scores.append(reference.monitor_.history[-1])
+        model = _to_hmm(reference.startprob_, reference.transmat_, reference.emissionprob_)
+        steps.append(model)
+    return steps, scores
+
+
+@pytest.mark.parametrize("pseudocount", [0.0, 1e-3])
+def test_batched_em_step_equals_hmmlearns_every_iteration(pseudocount):
+    from seqmodels._checks import as_sequences
+    from seqmodels.hmm import em_step
+
+    spec = loaded_dice()
+    symbols = spec.sample(30, 80, seed=40).symbols
+    start = window_init(symbols, 4, 8, seed=41)
+    expected, scores = hmmlearn_iterations(start, symbols, 8, pseudocount)
+    batch, model = as_sequences(symbols, 8), start
+    for reference, score in zip(expected, scores, strict=True):
+        model, log_likelihood = em_step(model, batch, pseudocount)
+        assert log_likelihood == pytest.approx(score, rel=1e-12)
+        for name in ("startprob", "transmat", "emissionprob"):
+            np.testing.assert_allclose(getattr(model, name), getattr(reference, name),
+                                       rtol=0, atol=1e-10)
+
+
+def test_engines_agree_from_the_same_start_with_whole_histories():
+    spec = casino()
+    symbols = spec.sample(20, 100, seed=42).symbols
+    start = window_init(symbols, 2, 6, seed=43)
+    fits = {engine: fit_em(symbols, 2, 6, max_iter=12, tol=1e-12, init=start, engine=engine,
+                           progress=False) for engine in ("batched", "hmmlearn")}
+    batched, reference = fits["batched"], fits["hmmlearn"]
+    assert len(batched.restarts) == 1 and len(batched.histories) == 1
+    assert batched.histories[0].shape == (12,) == reference.histories[0].shape
+    np.testing.assert_allclose(batched.histories[0], reference.histories[0], rtol=1e-12)
+    assert np.all(np.diff(batched.histories[0]) > -1e-9)  # EM never goes down
+    for name in ("startprob", "transmat", "emissionprob"):
+        np.testing.assert_allclose(getattr(batched.model, name), getattr(reference.model, name),
+                                   rtol=0, atol=1e-10)
+    assert not batched.restarts.converged[0]  # stopped by max_iter, still improving
+
+
+def test_converged_means_the_last_improvement_was_below_tol(casino_fit):
+    _, _, fit = casino_fit
+    tol = 1e-7 * 200 * 500
+    for history, converged in zip(fit.histories, fit.restarts.converged, strict=True):
+        assert converged == (history.size >= 2 and history[-1] - history[-2] < tol)
+    assert fit.restarts.converged[fit.restarts.finalist].all()
+
+
+def test_pseudocount_zero_is_plain_baum_welch():
+    symbols = np.random.default_rng(44).integers(0, 4, size=(10, 50))  # 4 and 5 never appear
+    plain = fit_em(symbols, 2, 6, n_restarts=1, max_iter=30, seed=45, pseudocount=0.0,
+                   progress=False)
+    assert np.all(plain.model.emissionprob[:, 4:] == 0)
+    assert plain.model.log_likelihood([0, 5]) == -np.inf
+    with pytest.raises(ValueError, match="pseudocount must be finite and >= 0"):
+        fit_em(symbols, 2, 6, pseudocount=-1.0, progress=False)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        fit_em(symbols, 2, 6, engine="torch", progress=False)
+
+
+def test_init_must_match_the_sizes():
+    symbols = np.zeros((3, 20), dtype=int)
+    with pytest.raises(ValueError, match="init has 2 states and 6 symbols, but n_states=3"):
+        fit_em(symbols, 3, 6, init=casino().to_hmm(), progress=False)
+
+
+# ------------------------------------------------------------------ sequences of any length
+
+
+def test_fit_counts_on_sequences_of_different_lengths():
+    dice = [np.array([0, 0, 1]), np.array([1])]
+    symbols = [np.array([0, 1, 2]), np.array([2])]
+    # Transitions 0->0 and 0->1 only (none past either end): state 1 is never left.
+    with pytest.raises(ValueError, match="state 1 is never left"):
+        fit_counts(dice, symbols, 2, 3)
+    counted = fit_counts(dice, symbols, 2, 3, pseudocount=1.0)
+    np.testing.assert_allclose(counted.transmat, [[2 / 4, 2 / 4], [1 / 2, 1 / 2]])
+    np.testing.assert_allclose(counted.emissionprob, [[2 / 5, 2 / 5, 1 / 5], [1 / 5, 1 / 5, 3 / 5]])
+    X, lengths = np.array([0, 0, 1, 1]), np.array([3, 1])
+    same = fit_counts(X, np.array([0, 1, 2, 2]), 2, 3, pseudocount=1.0, lengths=lengths)
+    assert same == counted
+    with pytest.raises(ValueError, match="same shape and lengths"):
+        fit_counts([np.array([0, 1])], [np.array([0, 1, 2])], 2, 3)
+
+
+def test_fit_em_reads_every_layout_alike():
+    sample = casino().sample(12, [40 + 5 * b for b in range(12)], seed=46)
+    sequences = sample.sequences()
+    X, lengths = sample.to_hmmlearn()
+    first = fit_em(sequences, 2, 6, n_restarts=2, max_iter=15, seed=47, progress=False)
+    second = fit_em(X, 2, 6, n_restarts=2, max_iter=15, seed=47, progress=False, lengths=lengths)
+    assert first.model == second.model
+    assert first.log_likelihood == pytest.approx(
+        casino().to_hmm().log_likelihood(sequences).sum(), rel=0.05)
+    with pytest.raises(ValueError, match="lengths"):
+        fit_em(X, 2, 6, progress=False)

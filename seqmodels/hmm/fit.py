@@ -1,22 +1,32 @@
-"""Fitting an :class:`HMM`: by counting (hidden chain known) and by Baum-Welch (hmmlearn).
+"""Fitting an :class:`HMM`: by counting (hidden chain known) and by Baum-Welch.
 
-:func:`fit_em` runs hmmlearn's ``CategoricalHMM`` from data-driven starts (:func:`window_init`,
-k-means on window histograms) with restarts chosen cheaply:
-every restart gets a short screening run, and only the best few continue to
-convergence. Label switching between fits is undone by
-:func:`~seqmodels.hmm.align.align_states`.
+:func:`fit_em` runs Baum-Welch from data-driven starts (:func:`window_init`,
+k-means on window histograms) with restarts chosen cheaply: every restart gets
+a short screening run, and only the best few continue to convergence. Its
+default engine runs the E-step as one compiled pass over the whole batch
+(:func:`seqmodels.hmm.kernels.expected_counts`); ``engine="hmmlearn"`` runs
+hmmlearn's ``CategoricalHMM.fit``, the reference, with the same M-step. Label
+switching between fits is undone by :func:`~seqmodels.hmm.align.align_states`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from seqmodels._checks import as_generator, as_symbol_batch, check_count, check_real
+from seqmodels._checks import (
+    SymbolBatch,
+    as_generator,
+    as_sequences,
+    check_count,
+    check_memory,
+    check_real,
+)
+from seqmodels.hmm import kernels
 from seqmodels.hmm.model import HMM, hmmlearn_input
 from seqmodels.hmm.sampling import Seed
 
@@ -25,10 +35,11 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-#: Dirichlet pseudocount added to every emission count in the M-step, through
-#: hmmlearn's ``emissionprob_prior = 1 + EMISSION_PSEUDOCOUNT`` (a MAP estimate).
-#: No fitted emission is exactly 0, so a symbol unseen in training cannot make a
-#: held-out score -inf; against ~1e5 training symbols the bias is ~1e-8.
+#: Dirichlet pseudocount added to every emission count in the M-step (a MAP
+#: estimate; hmmlearn's ``emissionprob_prior = 1 + pseudocount``), the default
+#: of :func:`fit_em`'s ``pseudocount``. No fitted emission is exactly 0, so a
+#: symbol unseen in training cannot make a held-out score -inf; against ~1e5
+#: training symbols the bias is ~1e-8.
 EMISSION_PSEUDOCOUNT = 1e-3
 
 #: Default convergence threshold of :func:`fit_em`, per training symbol: EM stops
@@ -36,24 +47,32 @@ EMISSION_PSEUDOCOUNT = 1e-3
 #: symbols in one iteration, so the stopping point does not depend on data size.
 TOL_PER_SYMBOL = 1e-7
 
-#: Starting points :func:`fit_em` knows: ``"windows"`` (:func:`window_init`) and
-#: ``"random"`` (flat Dirichlet draws).
+#: Starting points :func:`fit_em` knows by name: ``"windows"`` (:func:`window_init`)
+#: and ``"random"`` (flat Dirichlet draws); an :class:`HMM` is a start of its own.
 INITS = ("windows", "random")
 
+#: E-step implementations of :func:`fit_em`.
+ENGINES = ("batched", "hmmlearn")
 
-def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float = 0.0) -> HMM:
+
+def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float = 0.0,
+               lengths=None) -> HMM:
     """Maximum-likelihood parameters by counting, when the hidden chain is known.
 
     Parameters
     ----------
-    dice : array_like of int, shape (B, T) or (T,)
-        Hidden states in ``[0, n_states)``.
-    symbols : array_like of int, same shape as ``dice``
+    dice : array_like of int
+        Hidden states in ``[0, n_states)``: a ``(B, T)`` batch, a ``(T,)``
+        sequence, a list of 1-D sequences, or hmmlearn's concatenation with
+        ``lengths``.
+    symbols : array_like of int, the same layout and lengths as ``dice``
         Visible symbols in ``[0, n_symbols)``.
     n_states, n_symbols : int
         ``K`` and ``V``.
     pseudocount : float
         Added to every count (start, transition and emission) before normalizing.
+    lengths : array_like of int, optional
+        hmmlearn's ``lengths``, for both ``dice`` and ``symbols``.
 
     Returns
     -------
@@ -64,24 +83,29 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
     Raises
     ------
     ValueError
-        If the shapes differ, values are out of range, or (with ``pseudocount=0``)
-        a state is never visited or never left, so its row has no data.
+        If the shapes or lengths differ, values are out of range, or (with
+        ``pseudocount=0``) a state is never visited or never left, so its row
+        has no data.
     """
     n_states = check_count("n_states", n_states)
     n_symbols = check_count("n_symbols", n_symbols)
     pseudocount = check_real("pseudocount", pseudocount)
     if not (np.isfinite(pseudocount) and pseudocount >= 0):
         raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount}")
-    states, _ = as_symbol_batch(dice, n_states, name="dice")
-    visible, _ = as_symbol_batch(symbols, n_symbols, name="symbols")
-    if states.shape != visible.shape:
+    states = as_sequences(dice, n_states, name="dice", lengths=lengths)
+    visible = as_sequences(symbols, n_symbols, name="symbols", lengths=lengths)
+    if states.symbols.shape != visible.symbols.shape or not np.array_equal(states.lengths,
+                                                                           visible.lengths):
         raise ValueError(
-            f"dice and symbols must have the same shape, got {np.shape(dice)} and "
-            f"{np.shape(symbols)}"
+            f"dice and symbols must have the same shape and lengths, got {np.shape(dice)} "
+            f"and {np.shape(symbols)}"
         )
-    start = np.bincount(states[:, 0], minlength=n_states) + pseudocount
-    transitions = _pair_counts(states[:, :-1], states[:, 1:], n_states, n_states) + pseudocount
-    emissions = _pair_counts(states, visible, n_states, n_symbols) + pseudocount
+    steps, moves = states.mask(), states.mask()[:, 1:]
+    start = np.bincount(states.symbols[:, 0], minlength=n_states) + pseudocount
+    transitions = _pair_counts(states.symbols[:, :-1][moves], states.symbols[:, 1:][moves],
+                               n_states, n_states) + pseudocount
+    emissions = _pair_counts(states.symbols[steps], visible.symbols[steps], n_states,
+                             n_symbols) + pseudocount
     _require_data("transmat", transitions, "never left (no transition out of it)")
     _require_data("emissionprob", emissions, "never visited")
     return HMM(
@@ -122,45 +146,137 @@ class EMFit:
         parameters), ``iterations`` (EM iterations run), ``converged`` (the last
         improvement was below ``tol``; a run stopped by the screening budget or
         ``max_iter`` is not converged), ``finalist`` (continued after screening).
+    histories : tuple of numpy.ndarray
+        One per restart, shape (iterations,): the total training log-likelihood
+        of the parameters each iteration started from (hmmlearn's
+        ``monitor_.history``, kept whole).
     """
 
     model: HMM
     log_likelihood: float
     restarts: pd.DataFrame
+    histories: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
 class _Run:
-    """One restart's hmmlearn model and its log-likelihood trace (last two values)."""
+    """One restart: its current parameters and its whole log-likelihood history."""
 
-    model: object
-    iterations: int = 0
-    trace: tuple[float, ...] = ()
+    model: HMM
+    history: list[float] = field(default_factory=list)
 
-    def advance(self, X: np.ndarray, lengths: np.ndarray, n_iter: int, tol: float) -> None:
-        # hmmlearn's monitor_ keeps the n_iter and tol it was built with: set both.
-        self.model.n_iter = self.model.monitor_.n_iter = n_iter
-        self.model.tol = self.model.monitor_.tol = tol
-        self.model.fit(X, lengths)
-        self.iterations += self.model.monitor_.iter
-        self.trace = (*self.trace, *self.model.monitor_.history)[-2:]
+    @property
+    def iterations(self) -> int:
+        return len(self.history)
 
     def converged(self, tol: float) -> bool:
         # hmmlearn's monitor_.converged is also true when n_iter is reached.
-        return len(self.trace) == 2 and self.trace[1] - self.trace[0] < tol
+        return len(self.history) >= 2 and self.history[-1] - self.history[-2] < tol
+
+
+@dataclass(frozen=True)
+class _Batched:
+    """The compiled E-step over the whole batch, then hmmlearn's M-step."""
+
+    batch: SymbolBatch
+    pseudocount: float
+
+    def advance(self, run: _Run, n_iter: int, tol: float) -> None:
+        """Up to ``n_iter`` iterations; stops when the last improvement is below ``tol``."""
+        for _ in range(n_iter):
+            run.model, log_likelihood = em_step(run.model, self.batch, self.pseudocount)
+            run.history.append(log_likelihood)
+            if run.converged(tol):
+                return
+
+
+@dataclass(frozen=True)
+class _Hmmlearn:
+    """hmmlearn's ``CategoricalHMM.fit``, the reference engine."""
+
+    batch: SymbolBatch
+    pseudocount: float
+
+    def advance(self, run: _Run, n_iter: int, tol: float) -> None:
+        """``fit`` for up to ``n_iter`` iterations from ``run.model``."""
+        X, lengths = hmmlearn_input(self.batch)
+        # random_state is unused (init_params=""), but never an int: an int makes
+        # every sample() call of the fitted model identical.
+        model = run.model.to_hmmlearn(emissionprob_prior=1.0 + self.pseudocount, n_iter=n_iter,
+                                      tol=tol, random_state=np.random.RandomState(0))
+        model.fit(X, lengths)
+        run.history.extend(model.monitor_.history)
+        run.model = _to_hmm(model.startprob_, model.transmat_, model.emissionprob_)
+
+
+def em_step(model: HMM, batch: SymbolBatch, pseudocount: float) -> tuple[HMM, float]:
+    """One Baum-Welch iteration: the E-step on the kernels, then hmmlearn's M-step.
+
+    Parameters
+    ----------
+    model : HMM
+        The current parameters.
+    batch : SymbolBatch
+        The training sequences.
+    pseudocount : float
+        Added to every expected emission count.
+
+    Returns
+    -------
+    HMM
+        :math:`\\pi \\propto \\gamma_0`, :math:`A_{ij} \\propto \\sum_t \\xi_t(i, j)`,
+        :math:`B_{kv} \\propto \\sum_{t: x_t = v} \\gamma_t(k) +` ``pseudocount``,
+        summed over sequences; a start or transition probability that is 0 stays 0
+        (as in hmmlearn), a row without counts becomes uniform.
+    float
+        The total log-likelihood of ``model`` (before the update).
+
+    Raises
+    ------
+    ValueError
+        If a sequence has probability 0 under ``model``.
+    """
+    start, transitions, emissions, log_likelihood = _expected_counts(model, batch)
+    start = np.where(model.startprob == 0, 0.0, start)
+    transitions = np.where(model.transmat == 0, 0.0, transitions)
+    return _to_hmm(start, transitions, emissions + pseudocount), log_likelihood
+
+
+def _expected_counts(model: HMM, batch: SymbolBatch) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray, float]:
+    """Expected start (K,), transition (K, K) and emission (K, V) counts, and log P(data)."""
+    n_seq, n_states = len(batch.lengths), model.n_states
+    n_chunks = kernels.chunk_count(n_seq)
+    start = np.empty((n_chunks, n_states))
+    pair_sums = np.empty((n_chunks, n_states, n_states))
+    emissions = np.empty((n_chunks, n_states, model.n_symbols))
+    log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
+    transmat_t, emission_t = model._transposed
+    kernels.expected_counts(model.startprob, model.transmat, transmat_t, emission_t,
+                            batch.symbols, batch.lengths, n_chunks, start, pair_sums,
+                            emissions, log_likelihood, bad_step)
+    if np.any(bad_step >= 0):
+        sequence = int(np.flatnonzero(bad_step >= 0)[0])
+        raise ValueError(f"sequence {sequence} has zero probability under the EM parameters "
+                         f"(step {int(bad_step[sequence])}): start from another init")
+    return (start.sum(axis=0), model.transmat * pair_sums.sum(axis=0), emissions.sum(axis=0),
+            float(log_likelihood.sum()))
 
 
 def fit_em(
     symbols, n_states: int, n_symbols: int, n_restarts: int = 10, max_iter: int = 1000,
     tol: float | None = None, seed: Seed = None, progress: bool = True, *, screen_iter: int = 20,
-    n_finalists: int = 3, init: str = "windows", window: int = 10,
+    n_finalists: int = 3, init: str | HMM = "windows", window: int = 10,
+    engine: str = "batched", pseudocount: float = EMISSION_PSEUDOCOUNT, lengths=None,
 ) -> EMFit:
-    """Baum-Welch with restarts, through hmmlearn's ``CategoricalHMM``.
+    """Baum-Welch with restarts.
 
     Parameters
     ----------
-    symbols : array_like of int, shape (B, T) or (T,)
-        Training sequences, values in ``[0, n_symbols)``.
+    symbols : array_like of int
+        Training sequences, values in ``[0, n_symbols)``: a ``(B, T)`` batch, a
+        ``(T,)`` sequence, a list of 1-D sequences of different lengths, or
+        hmmlearn's ``X`` with ``lengths``.
     n_states, n_symbols : int
         ``K`` and ``V``; ``n_features=V`` is fixed, never inferred from the data.
     n_restarts : int
@@ -172,7 +288,7 @@ def fit_em(
         log-likelihood per iteration (hmmlearn's ``tol``, absolute, nats).
         ``None`` (the default) means ``TOL_PER_SYMBOL`` times the number of
         training symbols (0.02 nats on 400 x 500), so the stopping point does
-        not shift with the data size; the default used to be an absolute 1e-2.
+        not shift with the data size.
     seed : int, numpy.random.Generator or None
         Passed once to :func:`numpy.random.default_rng`.
     progress : bool
@@ -181,13 +297,25 @@ def fit_em(
         Iterations every restart gets before the ranking.
     n_finalists : int
         How many of the best-screened restarts continue to convergence.
-    init : {"windows", "random"}
+    init : {"windows", "random"} or HMM
         ``"windows"`` (default): :func:`window_init`, k-means on the symbol
         histograms of ``window``-step windows, each restart with its own
         k-means++ seeding. ``"random"``: start and transition rows and emission
-        rows from a flat Dirichlet (the default before window starts).
+        rows from a flat Dirichlet. An :class:`HMM` with ``K`` states and ``V``
+        symbols: one run from it (``n_restarts`` and ``n_finalists`` are then 1).
     window : int
-        Window length of ``init="windows"`` (capped at the sequence length).
+        Window length of ``init="windows"`` (capped at the longest sequence).
+    engine : {"batched", "hmmlearn"}
+        ``"batched"`` (default): the E-step as one compiled pass over all
+        sequences (:func:`em_step`). ``"hmmlearn"``: ``CategoricalHMM.fit``, the
+        reference; from the same start both give the same parameters after
+        every iteration (to rounding, ~1e-13).
+    pseudocount : float
+        Added to every expected emission count in the M-step (``>= 0``; 0 is
+        plain Baum-Welch). The default ``EMISSION_PSEUDOCOUNT`` keeps every
+        fitted emission above 0.
+    lengths : array_like of int, optional
+        hmmlearn's ``lengths`` for ``symbols`` in its layout.
 
     Returns
     -------
@@ -203,39 +331,57 @@ def fit_em(
     the ranking at 20, 40 and 80 iterations, and the good one needed ~1000
     iterations. Window starts begin near the emission rows of a sticky chain:
     on ``loaded_dice`` every one of them reached the good optimum, in ~200
-    iterations. Emission counts get a Dirichlet pseudocount of
-    ``EMISSION_PSEUDOCOUNT`` (hmmlearn's ``emissionprob_prior``).
+    iterations.
     """
     n_symbols = check_count("n_symbols", n_symbols)
-    batch, _ = as_symbol_batch(symbols, n_symbols)
+    batch = as_sequences(symbols, n_symbols, lengths=lengths)
     n_states = check_count("n_states", n_states)
     n_restarts = check_count("n_restarts", n_restarts)
     max_iter = check_count("max_iter", max_iter)
     screen_iter = min(check_count("screen_iter", screen_iter), max_iter)
     n_finalists = min(check_count("n_finalists", n_finalists), n_restarts)
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    window = min(check_count("window", window), batch.shape[1])
-    tol = TOL_PER_SYMBOL * batch.size if tol is None else check_real("tol", tol)
+    if isinstance(init, HMM):
+        _check_start(init, n_states, n_symbols)
+        n_restarts = n_finalists = 1
+    elif init not in INITS:
+        raise ValueError(f"init must be one of {INITS} or an HMM, got {init!r}")
+    window = min(check_count("window", window), int(batch.lengths.max()))
+    n_symbols_seen = int(batch.lengths.sum())
+    tol = TOL_PER_SYMBOL * n_symbols_seen if tol is None else check_real("tol", tol)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol}")
+    pseudocount = check_real("pseudocount", pseudocount)
+    if not (np.isfinite(pseudocount) and pseudocount >= 0):
+        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    n_seq, n_steps = batch.symbols.shape
+    check_memory(8.0 * kernels.chunk_count(n_seq) * n_steps * (n_states + 1),
+                 f"fit_em's buffers for n_sequences={n_seq} x length={n_steps}")
     rng = as_generator(seed)
-    X, lengths = hmmlearn_input(batch)
-    runs = [_Run(_starting_model(batch, n_states, n_symbols, rng, init, window))
+    runs = [_Run(init if isinstance(init, HMM) else
+                 _starting_model(batch, n_states, n_symbols, rng, init, window))
             for _ in range(n_restarts)]
-    finalists = _screen_then_finish(runs, X, lengths, screen_iter, n_finalists, max_iter, tol,
+    stepper = (_Batched if engine == "batched" else _Hmmlearn)(batch, pseudocount)
+    finalists = _screen_then_finish(runs, stepper, screen_iter, n_finalists, max_iter, tol,
                                     progress)
-    models = [_to_hmm(run.model) for run in runs]
-    scores = [float(model.log_likelihood(batch).sum()) for model in models]
+    scores = [float(run.model._log_likelihood(run.model.startprob, batch).sum()) for run in runs]
     best = int(np.argmax(scores))
     table = _restarts_frame(runs, scores, finalists, tol)
     _log.info("fit_em: best restart %d of %d, log-likelihood %.4f", best, n_restarts, scores[best])
-    return EMFit(model=models[best], log_likelihood=scores[best], restarts=table)
+    return EMFit(model=runs[best].model, log_likelihood=scores[best], restarts=table,
+                 histories=tuple(np.array(run.history) for run in runs))
+
+
+def _check_start(init: HMM, n_states: int, n_symbols: int) -> None:
+    if (init.n_states, init.n_symbols) != (n_states, n_symbols):
+        raise ValueError(f"init has {init.n_states} states and {init.n_symbols} symbols, but "
+                         f"n_states={n_states} and n_symbols={n_symbols}")
 
 
 def _screen_then_finish(
-    runs: list[_Run], X: np.ndarray, lengths: np.ndarray, screen_iter: int, n_finalists: int,
-    max_iter: int, tol: float, progress: bool,
+    runs: list[_Run], stepper, screen_iter: int, n_finalists: int, max_iter: int, tol: float,
+    progress: bool,
 ) -> np.ndarray:
     """Run every restart ``screen_iter`` iterations, then the best ``n_finalists`` to the end.
 
@@ -243,14 +389,14 @@ def _screen_then_finish(
     """
     with tqdm(total=len(runs) + n_finalists, desc="EM restarts", disable=not progress) as bar:
         for run in runs:
-            run.advance(X, lengths, screen_iter, tol)
+            stepper.advance(run, screen_iter, tol)
             bar.update()
-        ranking = np.argsort([-run.trace[-1] for run in runs], kind="stable")
+        ranking = np.argsort([-run.history[-1] for run in runs], kind="stable")
         finalists = ranking[:n_finalists]
         for index in finalists:
             run = runs[index]
             if not run.converged(tol) and run.iterations < max_iter:
-                run.advance(X, lengths, max_iter - run.iterations, tol)
+                stepper.advance(run, max_iter - run.iterations, tol)
             bar.update()
     return finalists
 
@@ -270,14 +416,15 @@ def _restarts_frame(runs: list[_Run], scores: list[float], finalists: np.ndarray
     })
 
 
-def _starting_model(batch: np.ndarray, n_states: int, n_symbols: int, rng: np.random.Generator,
-                    init: str, window: int):
-    """One restart's hmmlearn model: clustered windows or flat Dirichlet draws from ``rng``."""
+def _starting_model(batch: SymbolBatch, n_states: int, n_symbols: int,
+                    rng: np.random.Generator, init: str, window: int) -> HMM:
+    """One restart's start: clustered windows or flat Dirichlet draws from ``rng``."""
     if init == "random":
         initial = _dirichlet_model(n_states, n_symbols, rng)
     else:
-        initial = window_init(batch, n_states, n_symbols, window, rng)
-    return _to_hmmlearn(initial, rng)
+        initial = _windows_model(batch, n_states, n_symbols, window, rng)
+    rng.integers(2**32)  # the draw hmmlearn's random_state once took: same starts as before
+    return initial
 
 
 def _dirichlet_model(n_states: int, n_symbols: int, rng: np.random.Generator) -> HMM:
@@ -288,19 +435,9 @@ def _dirichlet_model(n_states: int, n_symbols: int, rng: np.random.Generator) ->
     return HMM(start, transmat, emissionprob)
 
 
-def _to_hmmlearn(initial: HMM, rng: np.random.Generator):
-    """``initial`` as a hmmlearn model that ``fit`` starts from (it will not reset it)."""
-    # random_state is unused (init_params=""), but a RandomState, never an int:
-    # an int makes every sample() call of the fitted model identical.
-    return initial.to_hmmlearn(
-        emissionprob_prior=1.0 + EMISSION_PSEUDOCOUNT,
-        random_state=np.random.RandomState(rng.integers(2**32)),
-    )
-
-
 def window_init(
     symbols, n_states: int, n_symbols: int, window: int = 10, seed: Seed = None,
-    smoothing: float = 0.1, kmeans_iter: int = 100,
+    smoothing: float = 0.1, kmeans_iter: int = 100, lengths=None,
 ) -> HMM:
     """Starting parameters for Baum-Welch from clustered window histograms.
 
@@ -312,8 +449,10 @@ def window_init(
 
     Parameters
     ----------
-    symbols : array_like of int, shape (B, T) or (T,)
-        Training sequences, values in ``[0, n_symbols)``; ``T >= window``.
+    symbols : array_like of int
+        Training sequences in any layout (see :func:`fit_em`), values in
+        ``[0, n_symbols)``; the longest at least ``window`` steps. Sequences
+        shorter than ``window`` give no window.
     n_states, n_symbols : int
         ``K`` and ``V``.
     window : int
@@ -326,44 +465,60 @@ def window_init(
         starts at 0.
     kmeans_iter : int
         Cap on Lloyd iterations.
+    lengths : array_like of int, optional
+        hmmlearn's ``lengths`` for ``symbols`` in its layout.
 
     Returns
     -------
     HMM
         ``emissionprob[k] = (1 - smoothing) c_k + smoothing f`` for centroid
-        ``c_k`` and add-one smoothed overall frequencies ``f``; ``transmat`` sticky at the window
-        scale, diagonal ``1 - 1/window``, the rest spread evenly; ``startprob``
-        the cluster frequencies of the first windows, add-one smoothed.
+        ``c_k`` and add-one smoothed overall frequencies ``f``; ``transmat`` sticky at
+        the window scale, diagonal ``1 - 1/window``, the rest spread evenly;
+        ``startprob`` the cluster frequencies of the first windows, add-one smoothed.
     """
     n_symbols = check_count("n_symbols", n_symbols)
-    batch, _ = as_symbol_batch(symbols, n_symbols)
+    batch = as_sequences(symbols, n_symbols, lengths=lengths)
     n_states = check_count("n_states", n_states)
     window = check_count("window", window)
     kmeans_iter = check_count("kmeans_iter", kmeans_iter)
-    if batch.shape[1] < window:
-        raise ValueError(f"window must be at most the sequence length {batch.shape[1]}, "
+    if batch.lengths.max() < window:
+        raise ValueError(f"window must be at most the sequence length {batch.lengths.max()}, "
                          f"got {window}")
     smoothing = check_real("smoothing", smoothing)
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    rng = as_generator(seed)
-    histograms = _window_histograms(batch, n_symbols, window)
-    centroids, labels = _kmeans(histograms.reshape(-1, n_symbols), n_states, rng, kmeans_iter)
-    frequencies = (np.bincount(batch.ravel(), minlength=n_symbols) + 1.0) / (batch.size + n_symbols)
+    return _windows_model(batch, n_states, n_symbols, window, as_generator(seed), smoothing,
+                          kmeans_iter)
+
+
+def _windows_model(batch: SymbolBatch, n_states: int, n_symbols: int, window: int,
+                   rng: np.random.Generator, smoothing: float = 0.1,
+                   kmeans_iter: int = 100) -> HMM:
+    """:func:`window_init` on validated sequences."""
+    histograms, whole = _window_histograms(batch, n_symbols, window)
+    centroids, labels = _kmeans(histograms[whole], n_states, rng, kmeans_iter)
+    symbol_counts = np.bincount(batch.symbols[batch.mask()], minlength=n_symbols)
+    frequencies = (symbol_counts + 1.0) / (symbol_counts.sum() + n_symbols)
     emissionprob = (1.0 - smoothing) * centroids + smoothing * frequencies
-    first = labels.reshape(histograms.shape[:2])[:, 0]
+    window_labels = np.full(whole.shape, -1)
+    window_labels[whole] = labels
+    first = window_labels[:, 0][whole[:, 0]]  # sequences with at least one window
     start = np.bincount(first, minlength=n_states) + 1.0
     transmat = np.full((n_states, n_states), 1.0 / (window * max(n_states - 1, 1)))
     np.fill_diagonal(transmat, 1.0 - 1.0 / window if n_states > 1 else 1.0)
     return HMM(start / start.sum(), transmat, emissionprob / emissionprob.sum(1, keepdims=True))
 
 
-def _window_histograms(batch: np.ndarray, n_symbols: int, window: int) -> np.ndarray:
-    """Symbol frequencies of each non-overlapping window, shape (B, T // window, V)."""
-    n_windows = batch.shape[1] // window
-    windows = batch[:, : n_windows * window].reshape(batch.shape[0], n_windows, window)
+def _window_histograms(batch: SymbolBatch, n_symbols: int,
+                       window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symbol frequencies of each non-overlapping window, (B, T // window, V), and which
+    windows lie wholly inside their sequence, (B, T // window) bool."""
+    n_seq, n_steps = batch.symbols.shape
+    n_windows = n_steps // window
+    windows = batch.symbols[:, : n_windows * window].reshape(n_seq, n_windows, window)
     one_hot = windows[..., None] == np.arange(n_symbols)
-    return one_hot.mean(axis=2)
+    whole = (np.arange(1, n_windows + 1) * window) <= batch.lengths[:, None]
+    return one_hot.mean(axis=2), whole
 
 
 def _kmeans(
@@ -407,15 +562,21 @@ def _squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return ((points[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
 
 
-def _to_hmm(model) -> HMM:
-    """An :class:`HMM` from a fitted hmmlearn model; a state never left gets a uniform row.
+def _to_hmm(startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray) -> HMM:
+    """An :class:`HMM` from EM counts or hmmlearn's parameters: rows normalized as hmmlearn does.
 
-    hmmlearn leaves a transition row at 0 when a state is never left; such a
-    row carries no information, and the model would not validate.
+    A row without counts stays 0 in hmmlearn (a state never left); it carries
+    no information and would not validate, so it becomes uniform.
     """
-    transmat = np.array(model.transmat_)
-    empty = transmat.sum(axis=1) == 0
-    if empty.any():
-        _log.warning("EM left states %s without transitions; using uniform rows", empty.nonzero())
-        transmat[empty] = 1.0 / transmat.shape[0]
-    return HMM(model.startprob_, transmat, model.emissionprob_)
+    rows = []
+    for name, counts in (("startprob", startprob), ("transmat", transmat),
+                         ("emissionprob", emissionprob)):
+        counts = np.array(counts, dtype=np.float64, ndmin=2)
+        totals = counts.sum(axis=1, keepdims=True)
+        empty = totals[:, 0] == 0
+        if empty.any():
+            _log.warning("EM left %s rows %s without counts; using uniform rows", name,
+                         np.flatnonzero(empty))
+            counts[empty], totals[empty] = 1.0, counts.shape[1]
+        rows.append(counts / totals)
+    return HMM(rows[0][0], rows[1], rows[2])

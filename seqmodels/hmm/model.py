@@ -1,19 +1,41 @@
-"""The :class:`HMM` parameters: a validated, frozen categorical hidden Markov model."""
+"""The :class:`HMM` parameters: a validated, frozen categorical hidden Markov model.
+
+Its inference methods run the compiled passes of :mod:`seqmodels.hmm.kernels`
+on sequences in any of the package's layouts (see
+:func:`seqmodels._checks.as_sequences`): a ``(B, T)`` batch, a ``(T,)``
+sequence, a list of 1-D arrays of different lengths, or hmmlearn's ``X`` with
+``lengths=``. Per-sequence results are ``(B,)``; per-step results are ``(B,
+T_max, ...)``, padded past each sequence's end with NaN (probabilities) or -1
+(Viterbi states).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from seqmodels._checks import as_symbol_batch, check_count, check_probabilities
-from seqmodels.hmm import inference
-from seqmodels.hmm.sampling import Seed, sample_chain
+from seqmodels._checks import (
+    SymbolBatch,
+    as_sequences,
+    by_value,
+    check_count,
+    check_lengths,
+    check_memory,
+    check_probabilities,
+)
+from seqmodels.hmm import kernels
+from seqmodels.hmm.sampling import Seed, draw_chain, sampling_bytes
 
 #: Independent sequences drawn by :meth:`HMM.entropy_rate` (at most).
 _ENTROPY_SEQUENCES = 100
 
+#: What hmmlearn's ``CategoricalHMM`` would otherwise take from ``to_hmmlearn``'s kwargs.
+_FIXED_BY_THE_MODEL = ("n_components", "n_features")
 
+
+@by_value
 @dataclass(frozen=True)
 class FilterResult:
     """What causal filtering knows at each step; arrays are read-only.
@@ -26,32 +48,51 @@ class FilterResult:
         :math:`P(x_t \\mid x_0..x_{t-1})`, the forecast made before seeing
         :math:`x_t`; ``predictive[:, 0] = startprob @ emissionprob``.
     log_likelihood : numpy.ndarray, shape (B,)
-        :math:`\\log P(x_0..x_{T-1}) = \\sum_t \\log` ``predictive[:, t, x_t]``.
+        :math:`\\log P(x_0..x_{L-1}) = \\sum_t \\log` ``predictive[:, t, x_t]``.
+    lengths : numpy.ndarray of int64, shape (B,)
+        Each sequence's length ``L``. ``T`` is the longest; for shorter
+        sequences ``beliefs`` and ``predictive`` hold NaN from step ``L`` on.
 
     For a single (T,) sequence the leading axis is dropped (``log_likelihood``
-    is then a 0-d array).
+    and ``lengths`` are then 0-d arrays).
     """
 
     beliefs: np.ndarray
     predictive: np.ndarray
     log_likelihood: np.ndarray
+    lengths: np.ndarray
 
     def __post_init__(self) -> None:
-        for array in (self.beliefs, self.predictive, self.log_likelihood):
+        for array in (self.beliefs, self.predictive, self.log_likelihood, self.lengths):
             array.setflags(write=False)
 
     def first(self) -> FilterResult:
-        """The result for the first sequence alone, without the batch axis."""
-        return FilterResult(
-            self.beliefs[0], self.predictive[0], np.asarray(self.log_likelihood[0])
+        """The result for the first sequence alone, without the batch axis (or padding)."""
+        n = int(self.lengths[0])
+        return FilterResult(self.beliefs[0, :n], self.predictive[0, :n],
+                            np.asarray(self.log_likelihood[0]), np.asarray(self.lengths[0]))
+
+
+def _refuse_impossible(batch: SymbolBatch, bad_step: np.ndarray) -> None:
+    """Raise for the first sequence with a step of probability 0 (``bad_step >= 0``)."""
+    bad = np.flatnonzero(bad_step >= 0)
+    if bad.size:
+        sequence, step = int(bad[0]), int(bad_step[bad[0]])
+        raise ValueError(
+            f"sequence {sequence} has zero probability under the model: symbol "
+            f"{int(batch.symbols[sequence, step])} at step {step} cannot be emitted by any "
+            "state reachable there"
         )
 
 
-def _batch_major(time_major: np.ndarray) -> np.ndarray:
-    """(T, B, ...) -> a C-contiguous (B, T, ...) copy."""
-    return np.ascontiguousarray(np.swapaxes(time_major, 0, 1))
+def _check_outputs(batch: SymbolBatch, values_per_step: int, what: str) -> None:
+    """Refuse per-step float64 outputs of ``values_per_step`` values that cannot fit."""
+    n_seq, n_steps = batch.symbols.shape
+    check_memory(8.0 * n_seq * n_steps * values_per_step,
+                 f"{what} of n_sequences={n_seq} x length={n_steps}")
 
 
+@by_value
 @dataclass(frozen=True)
 class HMM:
     """A categorical hidden Markov model with validated, read-only parameters.
@@ -70,6 +111,10 @@ class HMM:
     ValueError
         If a matrix is not finite, has a negative entry, a row that does not sum
         to 1 within 1e-8, or shapes that do not agree.
+
+    Notes
+    -----
+    Two models are equal (and hash alike) when their arrays are equal.
     """
 
     startprob: np.ndarray
@@ -105,6 +150,12 @@ class HMM:
         """Number of visible symbols ``V``."""
         return self.emissionprob.shape[1]
 
+    @cached_property
+    def _transposed(self) -> tuple[np.ndarray, np.ndarray]:
+        """``transmat.T`` and ``emissionprob.T``, C-contiguous, as the kernels read them."""
+        return (np.ascontiguousarray(self.transmat.T),
+                np.ascontiguousarray(self.emissionprob.T))
+
     def stationary_distribution(self) -> np.ndarray:
         """Stationary distribution of the hidden chain.
 
@@ -117,103 +168,173 @@ class HMM:
         """
         return stationary_distribution(self.transmat)
 
-    def sample(
-        self, n_sequences: int, length: int, seed: Seed = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Draw ``n_sequences`` independent sequences of ``length`` steps.
-
-        Returns
-        -------
-        states : numpy.ndarray of int64, shape (n_sequences, length)
-        symbols : numpy.ndarray of int64, shape (n_sequences, length)
-
-        See Also
-        --------
-        sample_chain : the sampler, shared with :mod:`seqmodels.dice`.
-        """
-        return sample_chain(
-            self.startprob, self.transmat, self.emissionprob, n_sequences, length, seed
-        )
-
-    # ------------------------------------------------------------------ inference
-
-    def filter(self, symbols) -> FilterResult:
-        """Causal filtering: beliefs, one-step forecasts and the log-likelihood.
+    def sample(self, n_sequences: int, length, seed: Seed = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_sequences`` independent sequences.
 
         Parameters
         ----------
-        symbols : array_like of int, shape (B, T) or (T,)
-            Values in ``[0, V)``.
+        n_sequences : int
+            ``B >= 1``.
+        length : int or array_like of int, shape (B,)
+            Steps per sequence: one length for all, or one per sequence.
+        seed : int, numpy.random.Generator or None
+            Passed once to :func:`numpy.random.default_rng`.
 
         Returns
         -------
-        FilterResult
-            ``beliefs`` (B, T, K), ``predictive`` (B, T, V), ``log_likelihood``
-            (B,); without the leading axis for a (T,) input.
+        states : numpy.ndarray of int64, shape (B, T)
+        symbols : numpy.ndarray of int64, shape (B, T)
+            ``T`` is the longest length; with lengths per sequence both hold -1
+            past each sequence's end (drop it with ``row[:n]`` before inference).
 
         Raises
         ------
         ValueError
-            For invalid symbols, or a sequence with probability 0 (naming the
-            sequence and the step).
+            For a bad size, or arrays that cannot fit in memory (before allocating).
         """
-        batch, single = as_symbol_batch(symbols, self.n_symbols)
-        _, beliefs, predicted, scales = self._forward(batch)
-        predictive = predicted @ self.emissionprob
-        result = FilterResult(
-            beliefs=_batch_major(beliefs), predictive=_batch_major(predictive),
-            log_likelihood=np.log(scales).sum(axis=0),
-        )
-        return result.first() if single else result
+        n_sequences = check_count("n_sequences", n_sequences)
+        lengths = _sample_lengths(n_sequences, length)
+        n_steps = int(lengths.max())
+        check_memory(sampling_bytes(n_sequences, n_steps, self.n_states),
+                     f"sampling n_sequences={n_sequences} x length={n_steps}")
+        return draw_chain(self.startprob, self.transmat, self.emissionprob, lengths, seed)
 
-    def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Emission likelihoods, then beliefs, predicted states and scales (all time-major).
+    # ------------------------------------------------------------------ inference
 
-        The shared first half of :meth:`filter` and :meth:`smooth`, on a validated batch.
+    def _sequences(self, symbols, lengths) -> SymbolBatch:
+        return as_sequences(symbols, self.n_symbols, lengths=lengths)
+
+    def filter(self, symbols, lengths=None) -> FilterResult:
+        """Causal filtering: beliefs, one-step forecasts and the log-likelihood.
+
+        Parameters
+        ----------
+        symbols : array_like of int
+            A ``(B, T)`` batch, a ``(T,)`` sequence, a list of 1-D sequences of
+            different lengths, or hmmlearn's ``X`` (``(N,)`` or ``(N, 1)``) with
+            ``lengths``. Values in ``[0, V)``.
+        lengths : array_like of int, optional
+            hmmlearn's ``lengths``, summing to ``N``.
+
+        Returns
+        -------
+        FilterResult
+            ``beliefs`` (B, T, K), ``predictive`` (B, T, V) (NaN past each end),
+            ``log_likelihood`` (B,), ``lengths`` (B,); without the leading axis
+            for a (T,) input.
+
+        Raises
+        ------
+        ValueError
+            For invalid symbols or lengths, outputs that cannot fit in memory, or
+            a sequence with probability 0 (naming the sequence and the step).
         """
-        likelihoods = inference.emission_likelihoods(self.emissionprob, batch)
-        return likelihoods, *inference.forward(self.startprob, self.transmat, likelihoods, batch)
+        batch = self._sequences(symbols, lengths)
+        _check_outputs(batch, self.n_states + self.n_symbols, "filter")
+        beliefs, predictive, log_likelihood = self._forward(batch, beliefs=True, predictive=True)
+        result = FilterResult(beliefs, predictive, log_likelihood, batch.lengths.copy())
+        return result.first() if batch.single else result
 
-    def log_likelihood(self, symbols) -> np.ndarray:
-        """:math:`\\log P(x_0..x_{T-1})` of each sequence, shape (B,) (0-d for a (T,) input).
+    def predictive(self, symbols, lengths=None) -> np.ndarray:
+        """One-step forecasts :math:`P(x_t \\mid x_0..x_{t-1})`, shape (B, T, V).
 
-        The fastest path: the forward pass without storing beliefs, renormalized
-        every few steps. Same errors as :meth:`filter`.
+        The package's one forecaster call (the RNN and the baselines answer it
+        too): :meth:`filter`'s ``predictive``, without storing the beliefs.
+        NaN past each sequence's end; (T, V) for a (T,) input. Same input and
+        errors as :meth:`filter`.
         """
-        batch, single = as_symbol_batch(symbols, self.n_symbols)
-        total = inference.log_likelihood(self.startprob, self.transmat, self.emissionprob, batch)
-        return total[0] if single else total
+        batch = self._sequences(symbols, lengths)
+        _check_outputs(batch, self.n_symbols, "predictive")
+        _, predictive, _ = self._forward(batch, beliefs=False, predictive=True)
+        return predictive[0] if batch.single else predictive
 
-    def smooth(self, symbols) -> np.ndarray:
-        """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{T-1})`, shape (B, T, K).
+    def _forward(self, batch: SymbolBatch, beliefs: bool, predictive: bool):
+        """The filter kernel on ``batch``: beliefs (or None), predictive (or None), log P."""
+        n_seq, n_steps = batch.symbols.shape
+        transmat_t, emission_t = self._transposed
+        belief_out = np.empty((n_seq if beliefs else 0, n_steps, self.n_states))
+        forecast_out = np.empty((n_seq if predictive else 0, n_steps, self.n_symbols))
+        log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
+        kernels.filter_pass(self.startprob, transmat_t, self.emissionprob, emission_t,
+                            batch.symbols, batch.lengths, belief_out, forecast_out,
+                            log_likelihood, bad_step)
+        _refuse_impossible(batch, bad_step)
+        return (belief_out if beliefs else None, forecast_out if predictive else None,
+                log_likelihood)
 
-        Uses the future, like hmmlearn's ``predict_proba``; (T, K) for a (T,)
-        input. Same errors as :meth:`filter`.
+    def log_likelihood(self, symbols, lengths=None) -> np.ndarray:
+        """:math:`\\log P(x_0..x_{L-1})` of each sequence, shape (B,) (0-d for a (T,) input).
+
+        The fastest pass: the forward recursion alone, normalized only when the
+        forward vector gets small, with ``O(B K)`` memory beyond the input. A
+        sequence of probability 0 gets ``-inf`` (the others are unaffected).
+        Same input as :meth:`filter`.
         """
-        batch, single = as_symbol_batch(symbols, self.n_symbols)
-        likelihoods, beliefs, _, scales = self._forward(batch)
-        posterior = _batch_major(inference.smooth(self.transmat, likelihoods, beliefs, scales))
-        return posterior[0] if single else posterior
+        batch = self._sequences(symbols, lengths)
+        total = self._log_likelihood(self.startprob, batch)
+        return total[0] if batch.single else total
 
-    def viterbi(self, symbols) -> tuple[np.ndarray, np.ndarray]:
+    def _log_likelihood(self, startprob: np.ndarray, batch: SymbolBatch) -> np.ndarray:
+        transmat_t, emission_t = self._transposed
+        order = (np.argsort(-batch.lengths, kind="stable") if batch.ragged
+                 else np.arange(len(batch.lengths)))
+        return kernels.log_likelihood(startprob, transmat_t, emission_t, batch.symbols,
+                                      batch.lengths, order)
+
+    def smooth(self, symbols, lengths=None) -> np.ndarray:
+        """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{L-1})`, shape (B, T, K).
+
+        Uses the future, like hmmlearn's ``predict_proba``. NaN past each
+        sequence's end (so ``~numpy.isnan(posterior[..., 0])`` marks the steps
+        that exist); (T, K) for a (T,) input. Same input and errors as :meth:`filter`.
+        """
+        batch = self._sequences(symbols, lengths)
+        _check_outputs(batch, self.n_states, "smooth")
+        n_seq = len(batch.lengths)
+        transmat_t, emission_t = self._transposed
+        posterior = np.empty((*batch.symbols.shape, self.n_states))
+        bad_step = np.empty(n_seq, dtype=np.int64)
+        kernels.smooth_pass(self.startprob, self.transmat, transmat_t, emission_t, batch.symbols,
+                            batch.lengths, kernels.chunk_count(n_seq), posterior, bad_step)
+        _refuse_impossible(batch, bad_step)
+        return posterior[0] if batch.single else posterior
+
+    def viterbi(self, symbols, lengths=None) -> tuple[np.ndarray, np.ndarray]:
         """Most probable hidden paths.
+
+        Parameters
+        ----------
+        symbols, lengths
+            As in :meth:`filter`.
 
         Returns
         -------
         paths : numpy.ndarray of int64, shape (B, T)
             :math:`\\arg\\max_z P(z \\mid x)`, tie-broken as hmmlearn's ``decode``
             does: the lowest tied state at the last step, the highest tied
-            predecessor in every back-pointer.
+            predecessor in every back-pointer. -1 past each sequence's end (so
+            ``(paths >= 0).sum(axis=1)`` are the lengths).
         log_prob : numpy.ndarray, shape (B,)
             :math:`\\log P(x, z^*)`. Both without the leading axis for a (T,) input.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`filter`.
         """
-        batch, single = as_symbol_batch(symbols, self.n_symbols)
-        paths, log_prob = inference.viterbi(
-            self.startprob, self.transmat, self.emissionprob, batch
-        )
-        if not np.all(np.isfinite(log_prob)):
-            self.log_likelihood(batch)  # raises, naming the sequence and the step
-        return (paths[0], log_prob[0]) if single else (paths, log_prob)
+        batch = self._sequences(symbols, lengths)
+        n_seq, n_steps = batch.symbols.shape
+        n_chunks = kernels.chunk_count(n_seq)
+        check_memory(8.0 * (n_seq + n_chunks * self.n_states) * n_steps,
+                     f"viterbi of n_sequences={n_seq} x length={n_steps}")
+        paths = np.empty(batch.symbols.shape, dtype=np.int64)
+        log_prob, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            logs = [np.log(array) for array in (self.startprob, *self._transposed)]
+        kernels.viterbi_pass(*logs, batch.symbols, batch.lengths, n_chunks, paths, log_prob,
+                             bad_step)
+        _refuse_impossible(batch, bad_step)
+        return (paths[0], log_prob[0]) if batch.single else (paths, log_prob)
 
     def next_given_state(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Forecast one step ahead from a known state: given :math:`z_t = k`.
@@ -276,14 +397,12 @@ class HMM:
         length = n_steps // n_seq
         burn_in = length // 10
         stationary = self.stationary_distribution()
-        _, batch = sample_chain(
-            stationary, self.transmat, self.emissionprob, n_seq, length, seed
-        )
-        total = inference.log_likelihood(stationary, self.transmat, self.emissionprob, batch)
+        _, symbols = draw_chain(stationary, self.transmat, self.emissionprob,
+                                np.full(n_seq, length), seed)
+        total = self._log_likelihood(stationary, SymbolBatch(symbols, np.full(n_seq, length)))
         if burn_in:
-            total = total - inference.log_likelihood(
-                stationary, self.transmat, self.emissionprob, batch[:, :burn_in]
-            )
+            total = total - self._log_likelihood(
+                stationary, SymbolBatch(symbols, np.full(n_seq, burn_in)))
         per_sequence = -total / (length - burn_in)
         return float(per_sequence.mean()), float(per_sequence.std(ddof=1) / np.sqrt(n_seq))
 
@@ -295,7 +414,18 @@ class HMM:
         ``n_features`` is set (so an unseen symbol cannot change the alphabet),
         ``implementation="scaling"``, ``params="ste"`` and ``init_params=""`` (so
         ``fit`` starts from these values); ``kwargs`` go to the constructor.
+
+        Raises
+        ------
+        ValueError
+            For ``n_components`` or ``n_features`` in ``kwargs``: the model fixes both.
         """
+        fixed = [name for name in _FIXED_BY_THE_MODEL if name in kwargs]
+        if fixed:
+            raise ValueError(
+                f"{fixed[0]} is fixed by the model (n_components={self.n_states}, "
+                f"n_features={self.n_symbols}); do not pass it to to_hmmlearn"
+            )
         from hmmlearn.hmm import CategoricalHMM
 
         options = {"implementation": "scaling", "params": "ste", "init_params": ""} | kwargs
@@ -336,17 +466,27 @@ class HMM:
         return k
 
 
-def hmmlearn_input(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A ``(B, T)`` batch in hmmlearn's layout.
+def _sample_lengths(n_sequences: int, length) -> np.ndarray:
+    """``length`` (an int, or one per sequence) as a validated (B,) int64 array."""
+    if np.ndim(length) == 0:
+        return np.full(n_sequences, check_count("length", length), dtype=np.int64)
+    lengths = check_lengths(length, name="length")
+    if lengths.shape != (n_sequences,):
+        raise ValueError(f"length must be an int or one length per sequence "
+                         f"({n_sequences}), got {lengths.size} lengths")
+    return lengths
+
+
+def hmmlearn_input(batch: SymbolBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences in hmmlearn's layout.
 
     Returns
     -------
-    X : numpy.ndarray, shape (B * T, 1)
-        The rows concatenated.
-    lengths : numpy.ndarray of int, shape (B,)
-        Every entry ``T``.
+    X : numpy.ndarray of int64, shape (N, 1)
+        The sequences concatenated, padding dropped (``N = lengths.sum()``).
+    lengths : numpy.ndarray of int64, shape (B,)
     """
-    return batch.reshape(-1, 1), np.full(batch.shape[0], batch.shape[1])
+    return batch.symbols[batch.mask()].reshape(-1, 1), batch.lengths.copy()
 
 
 def stationary_distribution(transmat) -> np.ndarray:

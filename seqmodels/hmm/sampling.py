@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqmodels._checks import Seed, as_generator, check_count
+from seqmodels._checks import Seed, as_generator
 
 # Sampling a chain is a loop over time. With fewer sequences than this, each is
 # cut into chunks so a step still touches about this many lanes and NumPy's
@@ -194,40 +194,69 @@ def _run_lanes(cdf: np.ndarray, current: np.ndarray, uniforms: np.ndarray) -> np
     return runs
 
 
-def sample_chain(
+def sampling_bytes(n_sequences: int, length: int, n_states: int) -> float:
+    """An upper bound on the memory :func:`draw_chain` takes for ``B x T`` steps.
+
+    States and symbols (int64), their uniforms (float64), the transposed copy
+    of the states and, on the chunked path, one run per start state: at most
+    ``(5 + K)`` eight-byte values per step.
+    """
+    return 8.0 * n_sequences * length * (5 + n_states)
+
+
+def draw_chain(
     startprob: np.ndarray, transmat: np.ndarray, emissionprob: np.ndarray,
-    n_sequences: int, length: int, seed: Seed = None,
+    lengths: np.ndarray, seed: Seed = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample hidden states and symbols of a categorical HMM: the one sampler.
+    """Hidden states and symbols of a categorical HMM, for validated parameters.
 
     Parameters
     ----------
-    startprob : numpy.ndarray, shape (K,)
-    transmat : numpy.ndarray, shape (K, K)
-    emissionprob : numpy.ndarray, shape (K, V)
-        Validated parameters (see :class:`HMM`).
-    n_sequences, length : int
-        ``B >= 1`` independent sequences of ``T >= 1`` steps.
+    startprob, transmat, emissionprob : numpy.ndarray
+        Shapes (K,), (K, K), (K, V); validated (see :class:`~seqmodels.hmm.HMM`).
+    lengths : numpy.ndarray of int, shape (B,)
+        Steps per sequence, all ``>= 1``.
     seed : int, numpy.random.Generator or None
         Passed once to :func:`numpy.random.default_rng`.
 
     Returns
     -------
-    states : numpy.ndarray of int64, shape (B, T)
-    symbols : numpy.ndarray of int64, shape (B, T)
+    states, symbols : numpy.ndarray of int64, shape (B, T)
+        ``T = lengths.max()``; -1 past each sequence's end. Sequences of
+        different lengths are drawn at length ``T`` and cut: the law of each
+        one's first ``L`` steps does not depend on the steps after them.
 
     Notes
     -----
     All uniforms are drawn up front; emissions are drawn after the paths in one
     vectorized pass. Draws are exact inverse-CDF draws, most of them a single
     lookup in a bucketed table (``_lookup_table``). Cost is ``O(B T)`` with
-    ``O(T / C + C)`` Python steps, so ``B=1, T=10**6`` and ``B=10**4, T=100`` are both quick.
+    ``O(T / C + C)`` Python steps, so ``B=1, T=10**6`` and ``B=10**4, T=100``
+    are both quick.
     """
-    n_sequences = check_count("n_sequences", n_sequences)
-    length = check_count("length", length)
     rng = as_generator(seed)
+    n_sequences, length = len(lengths), int(lengths.max())
     states = _sample_states(startprob, transmat, n_sequences, length, rng)
     symbols = _draw_categorical_rows(
         _cumulative(emissionprob), states, rng.random((n_sequences, length))
     )
+    if lengths.min() < length:
+        past_end = np.arange(length) >= lengths[:, None]
+        states[past_end] = symbols[past_end] = -1
     return states, symbols
+
+
+def sample_chain(
+    startprob, transmat, emissionprob, n_sequences: int, length, seed: Seed = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample hidden states and symbols of a categorical HMM: the one sampler.
+
+    ``HMM(startprob, transmat, emissionprob).sample(n_sequences, length, seed)``:
+    the parameters are validated as :class:`~seqmodels.hmm.HMM` validates them
+    (``ValueError`` naming the argument and row), then drawn by
+    :func:`draw_chain`. See :meth:`HMM.sample` for the sizes, the seed and the
+    returned ``(states, symbols)``, each ``(B, T)`` int64.
+    """
+    from seqmodels.hmm.model import HMM  # deferred: model imports this module
+
+    return HMM(startprob, transmat, emissionprob).sample(n_sequences, length, seed)
