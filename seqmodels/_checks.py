@@ -415,9 +415,10 @@ def by_value(cls):
     Apply above ``@dataclass(frozen=True)``. Two instances are equal when they
     are of the same class and every field is equal (arrays: same shape and
     ``array_equal``, NaN equal to NaN); the hash is built from the same fields,
-    arrays by their bytes, so equal objects hash alike.
+    arrays by their bytes, so equal objects hash alike. Fields declared with
+    ``compare=False`` (derived caches) are left out of both.
     """
-    names = tuple(field.name for field in dataclasses.fields(cls))
+    names = tuple(field.name for field in dataclasses.fields(cls) if field.compare)
 
     def __eq__(self, other):
         if other.__class__ is not self.__class__:

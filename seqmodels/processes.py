@@ -32,13 +32,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seqmodels._checks import as_generator, check_count, check_lengths, check_real, readonly
+from seqmodels._checks import (
+    as_generator,
+    by_value,
+    check_count,
+    check_lengths,
+    check_real,
+    readonly,
+)
 from seqmodels.dice import PRESETS as DICE_PRESETS
 from seqmodels.dice import DiceHMM
 from seqmodels.hmm import HMM, Seed
 from seqmodels.hmm.labelled import ConvertedHMM, from_labelled_transitions
 
 
+@by_value
 @dataclass(frozen=True)
 class LabelledProcess:
     """A process given by labelled transitions, run through its state-emitting HMM.
@@ -135,6 +143,7 @@ class LabelledProcess:
                              lengths=None if np.ndim(length) == 0 else length)
 
 
+@by_value
 @dataclass(frozen=True)
 class ProcessSample:
     """Sequences of a :class:`LabelledProcess`: the HMM's states and the symbols.

@@ -409,6 +409,7 @@ def test_same_seed_gives_identical_metrics_json(quick_run, tmp_path):
     (["--preset", "nope"], "invalid choice"),
     (["--n-train", "0"], "positive integer"),
     (["--length", "-5"], "positive integer"),
+    (["--length", "1"], "length must be at least 2"),
     (["--hidden", "x"], "positive integer"),
     (["--quick", "--n-test", "1"], "n_test must be at least 10"),
     (["--seed", "-1"], ">= 0"),
@@ -499,8 +500,8 @@ def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_sequences_of_one_step_run_end_to_end(tmp_path):
-    argv = ["--quick", "--quiet", "--no-plots", "--length", "1", "--n-train", "20",
+def test_sequences_of_two_steps_run_end_to_end(tmp_path):
+    argv = ["--quick", "--quiet", "--no-plots", "--length", "2", "--n-train", "20",
             "--restarts", "1", "--epochs", "1", "--out", str(tmp_path / "report")]
     assert load_cli().main(argv) == 0
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())

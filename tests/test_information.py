@@ -43,9 +43,9 @@ def test_word_probabilities_agree_with_the_forward_pass_word_by_word(make):
     possible = probabilities > 0
     np.testing.assert_allclose(np.log(probabilities[possible]),
                                hmm.log_likelihood(words[possible]), rtol=1e-10, atol=1e-12)
-    for word in words[~possible][:20]:  # a word of probability 0 is really impossible
-        with pytest.raises(ValueError, match="zero probability"):
-            hmm.log_likelihood(word)
+    impossible = words[~possible][:20]  # a word of probability 0 is really impossible
+    if len(impossible):
+        assert np.all(hmm.log_likelihood(impossible) == -np.inf)
 
 
 @pytest.mark.parametrize("make", [golden_mean, rrxor, loaded_dice])

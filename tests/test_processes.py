@@ -198,3 +198,16 @@ def test_a_sample_with_lengths_pads_past_each_end():
     assert short.symbols[1, 3:].tolist() == [-1, -1, -1]
     assert short.original_states[1, 3:].tolist() == [-1, -1, -1]
     assert [len(row) for row in short.sequences()] == [6, 3]
+
+
+def test_processes_samples_and_baselines_compare_and_hash_by_value():
+    from seqmodels.compare import IIDBaseline, MarkovBaseline
+    from seqmodels.processes import even, mess3
+
+    assert mess3() == mess3() and hash(mess3()) == hash(mess3())
+    assert mess3() != mess3(alpha=0.8) and even() != mess3()
+    assert even().sample(3, 5, seed=1) == even().sample(3, 5, seed=1)
+    assert even().sample(3, 5, seed=1) != even().sample(3, 5, seed=2)
+    symbols = np.array([[0, 1, 1, 0]])
+    assert IIDBaseline.fit(symbols, 2) == IIDBaseline.fit(symbols, 2)
+    assert len({MarkovBaseline.fit(symbols, 2), MarkovBaseline.fit(symbols, 2)}) == 1

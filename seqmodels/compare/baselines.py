@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import as_symbol_batch, check_count, check_probabilities
+from seqmodels._checks import as_symbol_batch, by_value, check_count, check_probabilities
 
 
 def laplace_frequencies(counts: np.ndarray) -> np.ndarray:
@@ -20,6 +20,7 @@ def laplace_frequencies(counts: np.ndarray) -> np.ndarray:
     return counts / counts.sum(axis=-1, keepdims=True)
 
 
+@by_value
 @dataclass(frozen=True)
 class IIDBaseline:
     """Every throw independent with the training faces' frequencies.
@@ -50,6 +51,7 @@ class IIDBaseline:
         return out[0] if single else out
 
 
+@by_value
 @dataclass(frozen=True)
 class MarkovBaseline:
     """A first-order Markov chain on the faces.

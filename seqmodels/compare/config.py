@@ -120,6 +120,8 @@ class ComparisonConfig:
         object.__setattr__(self, "cells", _check_cells(self.cells))
         for name in _COUNTS:
             check_count(name, getattr(self, name))
+        for name in ("length", "implied_length"):  # (B, 1) would read as hmmlearn's layout
+            check_count(name, getattr(self, name), minimum=2)
         for name in ("em_states", "rnn_bptt"):
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import SUM_TOL, check_probabilities, readonly
+from seqmodels._checks import SUM_TOL, by_value, check_probabilities, readonly
 from seqmodels.hmm.model import HMM, stationary_distribution
 
 #: Largest deviation from ``T[x, i, j] = A[i, j] B[j, x]`` still taken as a factorisation.
 FACTOR_TOL = 1e-12
 
 
+@by_value
 @dataclass(frozen=True)
 class ConvertedHMM:
     """A state-emitting HMM made from labelled transitions, and the way back.
