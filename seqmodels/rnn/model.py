@@ -240,7 +240,7 @@ class RNN:
             from ``n_inputs``.
         """
         self._require_task("next", "label_proba")
-        self._targets_of("next", None, None)
+        self._require_next_symbol_outputs()
         return self._proba(symbols, lengths)
 
     @_single_threaded
@@ -314,17 +314,19 @@ class RNN:
             raise ValueError(f"the model's task is {self.task!r}, not {task!r}: use "
                              f"{other_method} (fit with labels for 'labels', without for 'next')")
 
-    def _targets_of(self, task: str, batch: SymbolBatch | None, labels,
-                    lengths=None) -> np.ndarray | None:
+    def _require_next_symbol_outputs(self) -> None:
+        if self.n_outputs != self.n_inputs:
+            raise ValueError(f"next-symbol prediction needs n_outputs == n_inputs, got "
+                             f"{self.n_outputs} outputs for {self.n_inputs} inputs")
+
+    def _targets_of(self, task: str, batch: SymbolBatch, labels, lengths=None) -> np.ndarray:
         """The targets of ``task`` for ``batch`` (B, T); ValueError on a mismatch."""
         if task == "next":
             if labels is not None:
                 raise ValueError('labels were given but the model predicts the next symbol '
                                  '(task="next"); fit it with labels first')
-            if self.n_outputs != self.n_inputs:
-                raise ValueError(f"next-symbol prediction needs n_outputs == n_inputs, got "
-                                 f"{self.n_outputs} outputs for {self.n_inputs} inputs")
-            return None if batch is None else batch.symbols
+            self._require_next_symbol_outputs()
+            return batch.symbols
         if labels is None:
             raise ValueError('the model decodes labels (task="labels"): pass labels')
         targets = as_sequences(labels, self.n_outputs, "labels", lengths=lengths)
@@ -452,9 +454,9 @@ class RNN:
         temperature = _positive("temperature", temperature)
         if self.output != "softmax" or self.task != "next":
             raise ValueError('sampling needs a next-symbol model (output="softmax", task="next")')
-        if self.n_outputs != self.n_inputs:
-            raise ValueError("sampling needs n_outputs == n_inputs")
-        check_memory(2.0 * n_sequences * length * 8,
+        self._require_next_symbol_outputs()
+        # The uniforms, the drawn symbols and their transposed copy: 8 bytes each per step.
+        check_memory(3.0 * 8 * n_sequences * length,
                      f"n_sequences={n_sequences} x length={length}")
         rng = as_generator(seed)
         uniforms = rng.random((length, n_sequences, 1))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
+from seqmodels._checks import check_memory
 from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, matmul_per_gate
 from seqmodels.rnn.output import (
     fill_onehot,
@@ -246,6 +247,9 @@ class _Trainer:
     def __init__(self, cell: Cell, params: FlatParameters, task: str,
                  settings: FitSettings) -> None:
         self.cell, self.params, self.task, self.settings = cell, params, task, settings
+        # The gradient, Adam's two moments and scratch, the best parameters.
+        check_memory(5.0 * params.flat.nbytes,
+                     f"training {params.flat.size} parameters ({cell.name} cell)")
         self.grads = params.zeros_like()
         self.adam = Adam(params.flat, settings.rates[0])
         self.workspaces: dict[tuple[int, int], Workspace] = {}
