@@ -1,4 +1,4 @@
-"""The public models: :class:`RNN` for every cell; :class:`ElmanRNN`, the worked example's names."""
+"""The public model :class:`RNN`, for every cell (the Elman one by name: :mod:`.elman`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import functools
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -16,10 +15,8 @@ from seqmodels._checks import (
     SymbolBatch,
     as_generator,
     as_sequences,
-    as_symbol_batch,
     check_count,
     check_memory,
-    check_real,
 )
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn import output as out
@@ -32,6 +29,7 @@ from seqmodels.rnn.train import (
     Sequences,
     TrainingDivergedError,
     history_frame,
+    positive_real,
     split_validation,
     train,
 )
@@ -46,7 +44,7 @@ FILE_KIND = "RNN"
 LEGACY_KIND = "ElmanRNN"
 
 
-def _single_threaded(method: Callable) -> Callable:
+def single_threaded(method: Callable) -> Callable:
     """Run ``method`` with BLAS on one thread (see :func:`single_blas_thread`)."""
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -153,7 +151,7 @@ class RNN:
         biases may be scalars when their size is 1. ``ValueError`` if a name is
         missing or unknown, a shape disagrees or a value is not finite.
         """
-        arrays = {name: _finite_array(name, value) for name, value in parameters.items()}
+        arrays = {name: finite_array(name, value) for name, value in parameters.items()}
         for name in ("W_input", "W_output"):
             if name not in arrays or arrays[name].ndim != 2:
                 raise ValueError(f"{name} must be given as a 2-D array: W_input (n_inputs, "
@@ -210,7 +208,7 @@ class RNN:
     def parameters(self) -> dict[str, np.ndarray]:
         """Every parameter by name, as read-only copies: the cell's (``W_state``,
         ``W_input``, ``b``, and the GRU's ``b_state``), then ``W_output``, ``b_output``."""
-        return {name: _readonly_copy(self._params[name]) for name in self._params.shapes}
+        return {name: readonly_copy(self._params[name]) for name in self._params.shapes}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_inputs={self.n_inputs}, n_hidden={self.n_hidden}, "
@@ -222,7 +220,7 @@ class RNN:
 
     # ------------------------------------------------------------------ predictions
 
-    @_single_threaded
+    @single_threaded
     def predictive(self, symbols, lengths=None) -> np.ndarray:
         """The next-symbol forecast, as every forecaster in the package.
 
@@ -243,7 +241,7 @@ class RNN:
         self._require_next_symbol_outputs()
         return self._proba(symbols, lengths)
 
-    @_single_threaded
+    @single_threaded
     def label_proba(self, symbols, lengths=None) -> np.ndarray:
         """The supervised decoder's forecast of the hidden labels.
 
@@ -272,7 +270,7 @@ class RNN:
                       stacklevel=2)
         return getattr(self, replacement)(symbols, lengths)
 
-    @_single_threaded
+    @single_threaded
     def hidden_states(self, symbols, lengths=None) -> np.ndarray:
         """States ``h`` after reading ``x_0..x_t`` from the zero state (the LSTM's h, not c).
 
@@ -285,7 +283,7 @@ class RNN:
         states = out.hidden_states(self._cell, self._params, batch.symbols)
         return _unbatched(batch, batch.fill_padding(states, np.nan))
 
-    @_single_threaded
+    @single_threaded
     def score(self, symbols, labels=None, lengths=None) -> float:
         """Mean log-loss, nats per symbol, over the existing steps: ``-mean log P(target_t|...)``.
 
@@ -342,7 +340,7 @@ class RNN:
 
     # ------------------------------------------------------------------ training
 
-    @_single_threaded
+    @single_threaded
     def fit(self, symbols, labels=None, *, lengths=None, epochs: int = 20, batch_size: int = 32,
             lr: float = 1e-2, clip: float | None = 5.0, bptt: int | None = None,
             validation: float = 0.1, patience: int | None = 5,
@@ -416,8 +414,8 @@ class RNN:
         batch = as_sequences(symbols, self.n_inputs, lengths=lengths)
         task = "next" if labels is None else "labels"
         targets = self._targets_of(task, batch, labels, lengths)
-        settings = _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience,
-                                 schedule, progress)
+        settings = FitSettings.checked(epochs, batch_size, lr, clip, bptt, validation, patience,
+                                       schedule, progress)
         rng = as_generator(seed)  # before any change to the model: a bad seed changes nothing
         validation_rows = split_validation(batch.symbols.shape[0], settings.validation, rng)[1]
         self.validation_rows, self.task = validation_rows, task
@@ -435,7 +433,7 @@ class RNN:
 
     # ------------------------------------------------------------------ generation
 
-    @_single_threaded
+    @single_threaded
     def sample(self, n_sequences: int, length: int, seed: Seed = None,
                temperature: float = 1.0) -> np.ndarray:
         """Generate sequences by feeding each drawn symbol back in.
@@ -451,7 +449,7 @@ class RNN:
         """
         n_sequences = check_count("n_sequences", n_sequences)
         length = check_count("length", length)
-        temperature = _positive("temperature", temperature)
+        temperature = positive_real("temperature", temperature)
         if self.output != "softmax" or self.task != "next":
             raise ValueError('sampling needs a next-symbol model (output="softmax", task="next")')
         self._require_next_symbol_outputs()
@@ -526,153 +524,6 @@ def _read_model_file(path) -> tuple[dict[str, np.ndarray], dict]:
         return arrays, {**meta, "cell": "elman"}
 
 
-# ---------------------------------------------------------------------- the Elman model
-
-
-@dataclass(frozen=True)
-class ForwardResult:
-    """What :meth:`ElmanRNN.forward` computed, per step.
-
-    Attributes
-    ----------
-    preactivations : numpy.ndarray, shape (B, T, H) or (T, H)
-        ``state_{t-1} @ W_state + x_t @ W_input + b``.
-    states : numpy.ndarray, shape (B, T, H) or (T, H)
-        ``act(preactivations)``: the state after reading ``x_t``.
-    outputs : numpy.ndarray, shape (B, T, n_outputs) or (T, n_outputs)
-        ``state_t @ W_output + b_output``: raw outputs (logits when ``output="softmax"``).
-    """
-
-    preactivations: np.ndarray
-    states: np.ndarray
-    outputs: np.ndarray
-
-
-def _parameter(name: str) -> property:
-    def read(self: ElmanRNN) -> np.ndarray:
-        return _readonly_copy(self._params[name])
-
-    return property(read, doc=f"The parameter ``{name}``: a read-only copy (shapes in the "
-                              "class docstring).")
-
-
-class ElmanRNN(RNN):
-    """An Elman recurrent network in the worked example's row-vector form.
-
-    .. math::
-
-        s_t = \\mathrm{act}(s_{t-1} W_{state} + x_t W_{input} + b), \\qquad
-        o_t = s_t W_{output} + b_{output}
-
-    ``RNN(..., cell="elman")`` with the parameters as attributes, a constructor
-    from them (:meth:`from_params`) and a :meth:`forward` pass that also takes
-    real inputs. Everything else is :class:`RNN`'s.
-
-    Parameters
-    ----------
-    n_inputs, n_hidden, n_outputs : int
-    activation : {"tanh", "linear"}
-    output : {"softmax", "linear"}
-    seed : int, numpy.random.Generator or None
-    dtype : numpy.float64 (default) or numpy.float32
-        As for :class:`RNN`.
-
-    Attributes
-    ----------
-    W_state (H, H), W_input (n_inputs, H), b (H,), W_output (H, n_outputs), b_output (n_outputs,)
-        The parameters (read-only copies).
-    """
-
-    only_cell = "elman"
-    W_state = _parameter("W_state")
-    W_input = _parameter("W_input")
-    b = _parameter("b")
-    W_output = _parameter("W_output")
-    b_output = _parameter("b_output")
-
-    def __init__(self, n_inputs: int, n_hidden: int, n_outputs: int, activation: str = "tanh",
-                 output: str = "softmax", seed: Seed = None, dtype=np.float64) -> None:
-        super().__init__(n_inputs, n_hidden, n_outputs, "elman", activation=activation,
-                         output=output, seed=seed, dtype=dtype)
-
-    @classmethod
-    def from_params(cls, W_state, W_input, b, W_output, b_output, activation: str = "tanh",
-                    output: str = "softmax", dtype=np.float64) -> ElmanRNN:
-        """A network with the given parameters (shapes as in the class docstring).
-
-        ``b`` and ``b_output`` may be scalars when ``H`` or ``n_outputs`` is 1.
-        ``ValueError`` if a shape disagrees or a value is not finite.
-        """
-        parameters = {"W_state": W_state, "W_input": W_input, "b": b, "W_output": W_output,
-                      "b_output": b_output}
-        return cls.from_parameters(parameters, "elman", activation=activation, output=output,
-                                   dtype=dtype)
-
-    def _describe(self) -> str:
-        return ""
-
-    @_single_threaded
-    def forward(self, inputs, state0=None) -> ForwardResult:
-        """Run the cell over ``inputs`` as given, step ``t`` reading ``x_t`` (no shift).
-
-        Parameters
-        ----------
-        inputs : array_like
-            Integer symbols, shape (B, T) or (T,), read as one-hot vectors of size
-            ``n_inputs``; or real inputs (any float dtype), shape (B, T, n_inputs)
-            or (T, n_inputs). The dtype decides which: ``[[1.0], [2.0]]`` is one
-            sequence of two real inputs.
-        state0 : array_like, shape (H,) or (B, H), optional
-            Initial state; zero when omitted.
-
-        Returns
-        -------
-        ForwardResult
-            Per-step pre-activations, states and raw outputs, with the rank of
-            the input (a single sequence gives (T, H) and (T, n_outputs)).
-        """
-        drive_tm, single = self._drive(inputs)
-        length, n_seq, _ = drive_tm.shape
-        ws = self._cell.workspace(length, n_seq, self.dtype)
-        ws.drive[0] = drive_tm
-        self._cell.set_state(ws, (self._initial_state(state0, n_seq),))
-        self._cell.forward(self._params, ws)
-        states = ws.h[1:]
-        outputs = states @ self._params["W_output"] + self._params["b_output"]
-        result = [np.ascontiguousarray(a.transpose(1, 0, 2))
-                  for a in (ws.drive[0], states, outputs)]
-        return ForwardResult(*(a[0] if single else a for a in result))
-
-    def _drive(self, inputs) -> tuple[np.ndarray, bool]:
-        """``x_t @ W_input + b``, time-major (T, B, H), and whether one sequence was given."""
-        array = np.asarray(inputs)
-        if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
-            batch, single = as_symbol_batch(array, self.n_inputs, "inputs")
-            drive = np.empty((1, batch.shape[1], batch.shape[0], self.n_hidden), self.dtype)
-            self._cell.gather_drive(self._params, batch.T, drive)
-            return drive[0], single
-        if not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(f"inputs must be integer symbols or real numbers, got {array.dtype}")
-        if array.ndim not in (2, 3) or array.shape[-1] != self.n_inputs or array.size == 0:
-            raise ValueError(f"real inputs must have shape (T, {self.n_inputs}) or "
-                             f"(B, T, {self.n_inputs}), got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError("inputs contain NaN or inf")
-        single = array.ndim == 2
-        batch = array[None] if single else array
-        drive = batch.transpose(1, 0, 2).astype(self.dtype) @ self._params["W_input"]
-        return drive + self._params["b"], single
-
-    def _initial_state(self, state0, n_seq: int) -> np.ndarray:
-        if state0 is None:
-            return np.zeros((n_seq, self.n_hidden), self.dtype)
-        state = _finite_array("state0", state0)
-        if state.shape not in ((self.n_hidden,), (n_seq, self.n_hidden)):
-            raise ValueError(f"state0 must have shape ({self.n_hidden},) or "
-                             f"({n_seq}, {self.n_hidden}), got {state.shape}")
-        return np.broadcast_to(state, (n_seq, self.n_hidden))
-
-
 # ---------------------------------------------------------------------- argument checks
 
 
@@ -680,7 +531,7 @@ def _unbatched(batch: SymbolBatch, per_step: np.ndarray) -> np.ndarray:
     return per_step[0] if batch.single else per_step
 
 
-def _readonly_copy(array: np.ndarray) -> np.ndarray:
+def readonly_copy(array: np.ndarray) -> np.ndarray:
     value = array.copy()
     value.setflags(write=False)
     return value
@@ -705,7 +556,7 @@ def _float_dtype(dtype) -> np.dtype:
     return resolved
 
 
-def _finite_array(name: str, value) -> np.ndarray:
+def finite_array(name: str, value) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -713,43 +564,3 @@ def _finite_array(name: str, value) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or inf")
     return array
-
-
-def _positive(name: str, value, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    number = check_real(name, value)
-    if not 0.0 < number < np.inf:  # NaN fails too
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return number
-
-
-def _schedule(schedule, patience: int | None) -> tuple[float, ...]:
-    """The later stages' rates, each positive and finite; ``ValueError`` naming the index."""
-    if schedule is None:
-        return ()
-    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, (Sequence, np.ndarray)):
-        raise ValueError(f"schedule must be a sequence of learning rates (the stages after "
-                         f"the first, e.g. (0.002,)), got {schedule!r}")
-    rates = tuple(_positive(f"schedule[{i}]", rate) for i, rate in enumerate(schedule))
-    if rates and patience is None:
-        raise ValueError("schedule moves to the next rate when the watched loss has not "
-                         "improved for `patience` epochs; patience=None never does")
-    return rates
-
-
-def _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience, schedule,
-                  progress) -> FitSettings:
-    if not 0.0 <= check_real("validation", validation) < 1.0:
-        raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
-    patience = None if patience is None else check_count("patience", patience)
-    return FitSettings(
-        epochs=check_count("epochs", epochs),
-        batch_size=check_count("batch_size", batch_size),
-        rates=(_positive("lr", lr), *_schedule(schedule, patience)),
-        clip=_positive("clip", clip, allow_none=True),
-        bptt=None if bptt is None else check_count("bptt", bptt),
-        validation=float(validation),
-        patience=patience,
-        progress=bool(progress),
-    )

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from seqmodels._checks import check_memory
+from seqmodels._checks import check_count, check_memory, check_real
 from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, matmul_per_gate
 from seqmodels.rnn.output import (
     fill_onehot,
@@ -188,9 +189,19 @@ class Adam:
         self.params -= scratch
 
 
+def positive_real(name: str, value, allow_none: bool = False) -> float | None:
+    """``value`` as a float if it is a positive finite number (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    number = check_real(name, value)
+    if not 0.0 < number < np.inf:  # NaN fails too
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class FitSettings:
-    """The knobs of ``fit``, validated there.
+    """The knobs of ``fit``; :meth:`checked` validates ``fit``'s arguments into one.
 
     ``rates`` are the learning rates of the stages: ``(lr, *schedule)``.
     """
@@ -203,6 +214,38 @@ class FitSettings:
     validation: float
     patience: int | None
     progress: bool
+
+    @classmethod
+    def checked(cls, epochs, batch_size, lr, clip, bptt, validation, patience, schedule,
+                progress) -> FitSettings:
+        """``ValueError`` naming the argument (and a schedule's index) for a bad value."""
+        if not 0.0 <= check_real("validation", validation) < 1.0:
+            raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
+        patience = None if patience is None else check_count("patience", patience)
+        return cls(
+            epochs=check_count("epochs", epochs),
+            batch_size=check_count("batch_size", batch_size),
+            rates=(positive_real("lr", lr), *_later_rates(schedule, patience)),
+            clip=positive_real("clip", clip, allow_none=True),
+            bptt=None if bptt is None else check_count("bptt", bptt),
+            validation=float(validation),
+            patience=patience,
+            progress=bool(progress),
+        )
+
+
+def _later_rates(schedule, patience: int | None) -> tuple[float, ...]:
+    """The rates of the stages after the first, each positive and finite."""
+    if schedule is None:
+        return ()
+    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, (Sequence, np.ndarray)):
+        raise ValueError(f"schedule must be a sequence of learning rates (the stages after "
+                         f"the first, e.g. (0.002,)), got {schedule!r}")
+    rates = tuple(positive_real(f"schedule[{i}]", rate) for i, rate in enumerate(schedule))
+    if rates and patience is None:
+        raise ValueError("schedule moves to the next rate when the watched loss has not "
+                         "improved for `patience` epochs; patience=None never does")
+    return rates
 
 
 def split_validation(n_sequences: int, fraction: float,
