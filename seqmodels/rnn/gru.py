@@ -62,20 +62,22 @@ class GRUCell(Cell):
 
     def forward(self, params: FlatParameters, ws: Workspace) -> None:
         W_blocks = self._state_blocks(params)   # (3, H, H)
-        b_state, h, row = params["b_state"], ws.h, ws.row
-        for t in range(ws.drive.shape[1]):
-            gates = ws.gates[:, t]
-            reset_update, candidate, hidden_n = gates[:2], gates[2], ws.hidden_n[t]
+        b_state, row, row_n = params["b_state"], ws.row, ws.row[2]
+        h, hidden_n, drive = ws.steps("h"), ws.steps("hidden_n"), ws.steps("drive")
+        reset_update = [step[:2] for step in ws.steps("gates")]
+        gates, drive_n = ws.gate_steps("gates"), [blocks[2] for blocks in ws.gate_steps("drive")]
+        for t in range(len(drive)):
+            reset, update, candidate = gates[t]
             np.matmul(h[t], W_blocks, out=row)
-            np.add(ws.drive[:2, t], row[:2], out=reset_update)
-            sigmoid_(reset_update)
-            np.add(row[2], b_state, out=hidden_n)
-            np.multiply(gates[0], hidden_n, out=candidate)
-            candidate += ws.drive[2, t]
+            np.add(drive[t][:2], row[:2], out=reset_update[t])
+            sigmoid_(reset_update[t])
+            np.add(row_n, b_state, out=hidden_n[t])
+            np.multiply(reset, hidden_n[t], out=candidate)
+            candidate += drive_n[t]
             np.tanh(candidate, out=candidate)
             # h_t = n + z * (h_{t-1} - n)
             np.subtract(h[t], candidate, out=h[t + 1])
-            h[t + 1] *= gates[1]
+            h[t + 1] *= update
             h[t + 1] += candidate
 
     def backward(self, params: FlatParameters, ws: Workspace, grads: FlatParameters) -> None:
@@ -94,18 +96,19 @@ class GRUCell(Cell):
         """
         length = ws.drive.shape[1]
         self._coefficients(ws)
-        coef, grad_row, update, scratch = ws.coef, ws.grad_row, ws.gates[1], ws.scratch
+        coef, grad_row, grad_h = ws.steps("coef"), ws.steps("grad_row"), ws.steps("grad_h")
+        update, scratch = [blocks[1] for blocks in ws.gate_steps("gates")], ws.scratch
         blocks_T = self._state_blocks(params, transpose=True)
         for t in range(length - 1, -1, -1):
-            grad = ws.grad_h[t + 1]
+            grad = grad_h[t + 1]
             if t < length - 1:
-                self._add_through_state_weights(grad_row[:, t + 1], blocks_T, ws, grad)
-                np.multiply(ws.grad_h[t + 2], update[t + 1], out=scratch)
+                self._add_through_state_weights(grad_row[t + 1], blocks_T, ws, grad)
+                np.multiply(grad_h[t + 2], update[t + 1], out=scratch)
                 grad += scratch
-            np.multiply(grad, coef[:, t], out=grad_row[:, t])
-        self._state_weight_gradient(ws, grad_row, grads)
-        sum_rows(grad_row[2].reshape(-1, self.n_hidden), out=grads["b_state"])
-        np.copyto(ws.grad_drive[:2], grad_row[:2])
+            np.multiply(grad, coef[t], out=grad_row[t])
+        self._state_weight_gradient(ws, ws.grad_row, grads)
+        sum_rows(ws.grad_row[2].reshape(-1, self.n_hidden), out=grads["b_state"])
+        np.copyto(ws.grad_drive[:2], ws.grad_row[:2])
         np.multiply(ws.grad_h[1:], ws.slope_n, out=ws.grad_drive[2])
 
     def _coefficients(self, ws: Workspace) -> None:

@@ -80,20 +80,21 @@ class LSTMCell(Cell):
         """``ws.drive`` holds the scaled drive (:meth:`input_table`)."""
         scale, shift = self._gate_scale(ws.drive.dtype)
         W_blocks = self._state_blocks(params) * scale   # (4, H, H), scaled like the drive
-        h, c, row, scratch = ws.h, ws.c, ws.row, ws.scratch
-        for t in range(ws.drive.shape[1]):
-            gates = ws.gates[:, t]
+        row, scratch = ws.row, ws.scratch
+        h, c, tanh_c, drive = ws.steps("h"), ws.steps("c"), ws.steps("tanh_c"), ws.steps("drive")
+        gates, blocks = ws.steps("gates"), ws.gate_steps("gates")
+        for t in range(len(drive)):
             np.matmul(h[t], W_blocks, out=row)
-            np.add(ws.drive[:, t], row, out=gates)          # pre * scale
-            np.tanh(gates, out=gates)
-            gates *= scale
-            gates += shift
-            input_gate, forget, candidate, output_gate = gates
+            np.add(drive[t], row, out=gates[t])             # pre * scale
+            np.tanh(gates[t], out=gates[t])
+            gates[t] *= scale
+            gates[t] += shift
+            input_gate, forget, candidate, output_gate = blocks[t]
             np.multiply(forget, c[t], out=c[t + 1])
             np.multiply(input_gate, candidate, out=scratch)
             c[t + 1] += scratch
-            np.tanh(c[t + 1], out=ws.tanh_c[t])
-            np.multiply(output_gate, ws.tanh_c[t], out=h[t + 1])
+            np.tanh(c[t + 1], out=tanh_c[t])
+            np.multiply(output_gate, tanh_c[t], out=h[t + 1])
 
     def backward(self, params: FlatParameters, ws: Workspace, grads: FlatParameters) -> None:
         """BPTT. With ``dh_t`` the total gradient on ``h_t`` and ``dc_t`` on ``c_t``::
@@ -109,20 +110,21 @@ class LSTMCell(Cell):
         """
         length = ws.drive.shape[1]
         self._coefficients(ws)
-        coef, grad_pre, forget = ws.coef, ws.grad_drive, ws.gates[1]
+        coef, coef_o = ws.steps("coef"), [blocks[3] for blocks in ws.gate_steps("coef")]
+        grad_pre, slope_c, grad_h = ws.steps("grad_drive"), ws.steps("slope_c"), ws.steps("grad_h")
+        forget = [blocks[1] for blocks in ws.gate_steps("gates")]
         grad_c, carry_c = ws.grad_c, ws.carry_c
         blocks_T = self._state_blocks(params, transpose=True)
         for t in range(length - 1, -1, -1):
-            grad_h = ws.grad_h[t + 1]
             if t < length - 1:
-                self._add_through_state_weights(grad_pre[:, t + 1], blocks_T, ws, grad_h)
-            np.multiply(grad_h, ws.slope_c[t], out=grad_c)
+                self._add_through_state_weights(grad_pre[t + 1], blocks_T, ws, grad_h[t + 1])
+            np.multiply(grad_h[t + 1], slope_c[t], out=grad_c)
             if t < length - 1:
                 grad_c += carry_c
-            np.multiply(grad_c, coef[:3, t], out=grad_pre[:3, t])
-            np.multiply(grad_h, coef[3, t], out=grad_pre[3, t])
+            np.multiply(grad_c, coef[t], out=grad_pre[t])             # i, f, g blocks ...
+            np.multiply(grad_h[t + 1], coef_o[t], out=grad_pre[t][3])  # ... o from dh
             np.multiply(grad_c, forget[t], out=carry_c)
-        self._state_weight_gradient(ws, grad_pre, grads)
+        self._state_weight_gradient(ws, ws.grad_drive, grads)
 
     def _coefficients(self, ws: Workspace) -> None:
         """Over the whole window: ``coef`` = [g i', c_{t-1} f', i (1 - g^2), tanh(c) o']
