@@ -403,9 +403,11 @@ class RNN:
             On bad symbols, labels or settings (a non-positive rate in
             ``schedule`` is named by its index).
         TrainingDivergedError
-            (a ``ValueError`` and a ``RuntimeError``) when a loss turns NaN or inf
-            or grows past ``2 * start + 1`` nats (``start``: the starting
-            parameters' watched loss); the best parameters so far are kept.
+            (a ``ValueError`` and a ``RuntimeError``) when a window's loss or
+            gradient turns NaN or inf, or the epoch's mean training loss so far
+            or the validation loss grows past ``2 * start + 1`` nats (``start``:
+            the starting parameters' watched loss); the best parameters so far
+            are kept.
         KeyboardInterrupt
             Re-raised after restoring the best parameters; ``history`` holds the
             finished epochs.

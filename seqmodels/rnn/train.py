@@ -10,8 +10,9 @@ so receive no gradient):
 * ``task="labels"``: output ``t`` reads the state after ``x_0..x_t`` and its
   target is the label ``z_t``.
 
-Failures: a loss that turns NaN or inf, or grows past :func:`divergence_limit`
-of the starting loss, raises :class:`TrainingDivergedError`; the model then
+Failures: a loss or gradient that turns NaN or inf, or a mean loss (the epoch's
+so far, the validation loss) that grows past :func:`divergence_limit` of the
+starting loss, raises :class:`TrainingDivergedError`; the model then
 holds the best parameters seen, the starting ones included. Any other
 interruption (Ctrl-C) leaves the best parameters too, and is re-raised.
 """
@@ -313,11 +314,19 @@ class _Trainer:
         self.restore_best()
         self.adam = Adam(self.params.flat, lr)
 
-    def check_loss(self, loss: float, norm: float = 0.0) -> None:
-        """Raise :class:`TrainingDivergedError` on a non-finite or runaway loss."""
+    def check_finite(self, loss: float, norm: float) -> None:
+        """Raise :class:`TrainingDivergedError` on a NaN or inf loss or gradient norm."""
         if not (np.isfinite(loss) and np.isfinite(norm)):
             raise TrainingDivergedError(f"loss {loss} with gradient norm {norm}: training "
                                         "diverged (try a smaller lr, clip or bptt)")
+
+    def check_runaway(self, loss: float) -> None:
+        """Raise :class:`TrainingDivergedError` when a mean loss passes :func:`divergence_limit`.
+
+        Applied to means over many steps (the epoch so far, the validation set),
+        never to one window, which may hold a single step of a ragged batch.
+        """
+        self.check_finite(loss, 0.0)
         if loss > divergence_limit(self.start_loss):
             raise TrainingDivergedError(
                 f"loss {loss:.4g} grew past {divergence_limit(self.start_loss):.4g} (twice the "
@@ -327,7 +336,7 @@ class _Trainer:
         """The starting parameters: the first candidate for the best, and the loss that
         :func:`divergence_limit` measures from."""
         loss = self.loss_on(watched)
-        self.check_loss(loss)
+        self.check_finite(loss, 0.0)
         self.start_loss = loss
         self.keep_if_best(loss)
 
@@ -352,7 +361,7 @@ class _Trainer:
             loss, n = loss_and_gradient(self.cell, self.params, self.grads, ws, inputs_tm[part],
                                         targets_tm[part], state, self.task,
                                         None if mask_tm is None else mask_tm[part])
-            self.check_loss(loss, clip_gradient_norm(self.grads.flat, self.settings.clip))
+            self.check_finite(loss, clip_gradient_norm(self.grads.flat, self.settings.clip))
             self.adam.step(self.grads.flat)
             state = self.cell.final_state(ws)
             total += loss * n
@@ -368,6 +377,7 @@ class _Trainer:
             loss, n = self.train_batch(data.rows(rows))
             total += loss
             counted += n
+            self.check_runaway(total / counted)
         return total / counted
 
     def loss_on(self, data: Sequences) -> float:
@@ -421,7 +431,7 @@ def train(cell: Cell, params: FlatParameters, task: str, data: Sequences,
                 train_loss = trainer.run_epoch(train_data, rng)
                 val_loss = trainer.loss_on(val_data)
                 watched = val_loss if val_rows.size else train_loss
-                trainer.check_loss(watched)
+                trainer.check_runaway(watched)
             except TrainingDivergedError as err:
                 raise TrainingDivergedError(f"epoch {epoch}: {err}; the best parameters so far "
                                             "are kept") from None
