@@ -107,9 +107,9 @@ class RNN:
     :func:`seqmodels._checks.as_sequences`): a ``(T,)`` sequence (results
     without the batch axis), a ``(B, T)`` batch, a list of 1-D sequences of
     different lengths, or hmmlearn's ``X`` of shape (N,) or (N, 1) with
-    ``lengths=``. Per-step results
-    of sequences of different lengths are padded to the longest with NaN past
-    each sequence's end; training masks the padded steps out of the loss.
+    ``lengths=``. Per-step results of sequences of different lengths are
+    padded to the longest with NaN past each sequence's end; training masks
+    the padded steps out of the loss.
     """
 
     #: Subclasses bound to one cell set it (``ElmanRNN``: "elman").
