@@ -25,7 +25,7 @@ from seqmodels.hmm import (
     sample_chain,
     stationary_distribution,
 )
-from seqmodels.rnn import ElmanRNN, ForwardResult, TrainingDivergedError
+from seqmodels.rnn import RNN, ElmanRNN, ForwardResult, TrainingDivergedError
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,7 @@ def __getattr__(name: str):
 __all__ = [
     "HMM",
     "PRESETS",
+    "RNN",
     "ComparisonConfig",
     "ComparisonResult",
     "DiceHMM",

@@ -199,9 +199,9 @@ def _rnn_metrics(rnn: ElmanRNN, decoder: ElmanRNN, test: DiceSample, floor,
     with an untrained network of the same size as its control); ``rnn_dice``: the
     decoder's causal accuracy and belief KL. Also returns the probed beliefs.
     """
-    faces = m.prediction_metrics(rnn.predict_proba(test.symbols), test.symbols,
+    faces = m.prediction_metrics(rnn.predictive(test.symbols), test.symbols,
                                  floor.predictive)
-    decoded = decoder.predict_proba(test.symbols)
+    decoded = decoder.label_proba(test.symbols)
     dice = {"accuracy_causal": m.accuracy(decoded.argmax(-1), test.dice),
             "belief_kl": m.mean_kl(floor.beliefs, decoded)}
     untrained = ElmanRNN(rnn.n_inputs, rnn.n_hidden, rnn.n_outputs, seed=streams["untrained"])
