@@ -38,7 +38,7 @@ from seqmodels.processes import (
     random_hmm,
     rrxor,
 )
-from seqmodels.rnn import ElmanRNN, ForwardResult, TrainingDivergedError
+from seqmodels.rnn import RNN, ElmanRNN, ForwardResult, TrainingDivergedError
 
 __version__ = "0.1.0"
 
@@ -58,6 +58,7 @@ def __getattr__(name: str):
 __all__ = [
     "HMM",
     "PRESETS",
+    "RNN",
     "ComparisonConfig",
     "ComparisonResult",
     "DiceHMM",

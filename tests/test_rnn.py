@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
+from seqmodels._io import save_npz
 from seqmodels.dice import loaded_dice
 from seqmodels.rnn import ElmanRNN, TrainingDivergedError
-from seqmodels.rnn.cells import PARAM_NAMES, Workspace
-from seqmodels.rnn.train import loss_and_gradient, split_validation
+from seqmodels.rnn.train import split_validation
 
 ROOT = Path(__file__).resolve().parents[1]
+PARAM_NAMES = ("W_state", "W_input", "b", "W_output", "b_output")
 
 
 def _seed_example():
@@ -50,50 +50,6 @@ def test_seed_example_script_prints_both_activations(capsys):
     assert "[1.31 1.42]" in printed and "[4.25]" in printed
 
 
-# ---------------------------------------------------------------------- gradients
-
-
-def _window_loss(model, symbols, targets, task, grads=None):
-    """The training loss of one full-BPTT window (and its gradient into ``grads``)."""
-    params = model._params
-    n_seq, length = symbols.shape
-    grads = params.zeros_like() if grads is None else grads
-    ws = Workspace(length, n_seq, params.shapes, params.flat.dtype)
-    state0 = np.zeros((n_seq, model.n_hidden))
-    return loss_and_gradient(params, grads, ws, np.ascontiguousarray(symbols.T),
-                             np.ascontiguousarray(targets.T), state0, task, model.activation)
-
-
-@pytest.mark.parametrize("task", ["next", "labels"])
-@pytest.mark.parametrize("activation", ["tanh", "linear"])
-def test_gradient_matches_central_differences(task, activation):
-    rng = np.random.default_rng(7)
-    n_symbols, n_labels, n_seq, length = 5, 3, 3, 6
-    n_outputs = n_symbols if task == "next" else n_labels
-    model = ElmanRNN(n_symbols, 4, n_outputs, activation=activation, seed=1)
-    symbols = rng.integers(0, n_symbols, (n_seq, length))
-    targets = symbols if task == "next" else rng.integers(0, n_labels, (n_seq, length))
-    grads = model._params.zeros_like()
-    _window_loss(model, symbols, targets, task, grads)
-
-    flat, step = model._params.flat, 1e-5
-    numeric = np.empty_like(flat)
-    for i in range(flat.size):
-        kept = flat[i]
-        flat[i] = kept + step
-        above = _window_loss(model, symbols, targets, task)
-        flat[i] = kept - step
-        below = _window_loss(model, symbols, targets, task)
-        flat[i] = kept
-        numeric[i] = (above - below) / (2 * step)
-    numeric_views = model._params.zeros_like()
-    numeric_views.flat[...] = numeric
-    for name in PARAM_NAMES:
-        exact, approx = grads[name], numeric_views[name]
-        error = np.linalg.norm(exact - approx) / (np.linalg.norm(exact) + np.linalg.norm(approx))
-        assert error < 1e-6, f"{name}: relative error {error:.2e}"
-
-
 # ---------------------------------------------------------------------- alignment, batching
 
 
@@ -103,7 +59,7 @@ def test_batch_gives_the_outputs_of_its_sequences_one_by_one():
     symbols = rng.integers(0, 6, (4, 9))
     real = rng.normal(size=(4, 9, 6))
     batch, batch_real = model.forward(symbols), model.forward(real)
-    proba = model.predict_proba(symbols)
+    proba = model.predictive(symbols)
     for i in range(symbols.shape[0]):
         single, single_real = model.forward(symbols[i]), model.forward(real[i])
         for name in ("preactivations", "states", "outputs"):
@@ -111,9 +67,9 @@ def test_batch_gives_the_outputs_of_its_sequences_one_by_one():
             np.testing.assert_allclose(getattr(single_real, name), getattr(batch_real, name)[i],
                                        atol=1e-13)
         assert single.states.shape == (9, 5) and single_real.outputs.shape == (9, 6)
-        assert model.predict_proba(symbols[i]).shape == proba[i].shape == (9, 6)
+        assert model.predictive(symbols[i]).shape == proba[i].shape == (9, 6)
         assert model.hidden_states(symbols[i]).shape == (9, 5)
-        np.testing.assert_allclose(model.predict_proba(symbols[i]), proba[i], atol=1e-13)
+        np.testing.assert_allclose(model.predictive(symbols[i]), proba[i], atol=1e-13)
 
 
 def test_one_hot_symbols_equal_real_one_hot_inputs():
@@ -136,34 +92,18 @@ def test_time_alignment_of_both_tasks():
     # "next": step 0 from the zero initial state, step t from the state after x_{t-1}.
     read = np.concatenate([np.zeros((1, 1, 4)), states[:, :-1]], axis=1)
     expected = _softmax(read @ model.W_output + model.b_output)
-    np.testing.assert_allclose(model.predict_proba(symbols), expected, atol=1e-14)
+    np.testing.assert_allclose(model.predictive(symbols), expected, atol=1e-14)
     # "labels": step t from the state after x_t.
     model.task = "labels"
     expected = _softmax(states @ model.W_output + model.b_output)
-    np.testing.assert_allclose(model.predict_proba(symbols), expected, atol=1e-14)
+    np.testing.assert_allclose(model.label_proba(symbols), expected, atol=1e-14)
 
 
-def test_sample_follows_predict_proba():
-    """Counts of each symbol minus the summed predicted probabilities are martingale sums.
-
-    With the model's own forecasts ``p_bt`` on its samples, ``sum(1[x_bt = v] - p_bt(v))``
-    has mean 0 and variance ``sum p_bt(v)(1 - p_bt(v))`` if ``sample`` draws from
-    ``predict_proba``; each symbol's z-score is held to a Bonferroni normal bound.
-    """
-    model = ElmanRNN(4, 6, 4, seed=5)
-    model._params["W_output"][...] *= 6.0  # sharper, state-dependent forecasts
-    samples = model.sample(3000, 4, seed=11)
-    assert samples.shape == (3000, 4) and samples.dtype == np.int64
-    np.testing.assert_array_equal(samples, model.sample(3000, 4, seed=11))
-    proba = model.predict_proba(samples)
-    observed = np.eye(4)[samples].sum(axis=(0, 1))
-    expected = proba.sum(axis=(0, 1))
-    spread = np.sqrt((proba * (1 - proba)).sum(axis=(0, 1)))
-    bound = stats.norm.ppf(1 - 0.001 / (2 * 4))
-    assert np.all(np.abs(observed - expected) / spread < bound), (observed, expected)
-    # The step-0 forecast, softmax(b_output), must actually differ between steps
-    # for the check above to test the time alignment.
-    assert np.ptp(proba[:, 1:, 0]) > 0.2
+def test_predict_proba_is_a_deprecated_alias():
+    model = ElmanRNN(5, 4, 5, seed=4)
+    symbols = np.array([[1, 4, 0, 2]])
+    with pytest.warns(DeprecationWarning, match="use predictive"):
+        np.testing.assert_array_equal(model.predict_proba(symbols), model.predictive(symbols))
 
 
 # ---------------------------------------------------------------------- learning
@@ -195,7 +135,7 @@ def test_fit_with_labels_decodes_better_than_the_label_frequencies():
     frequencies = np.bincount(sample.dice.ravel(), minlength=4) / sample.dice.size
     baseline = -np.log(frequencies[sample.dice]).mean()
     assert model.score(sample.symbols, sample.dice) < baseline - 0.1
-    assert model.predict_proba(sample.symbols).shape == (60, 200, 4)
+    assert model.label_proba(sample.symbols).shape == (60, 200, 4)
 
 
 def test_same_seed_gives_the_same_trained_parameters():
@@ -218,7 +158,7 @@ def test_early_stopping_keeps_the_best_validation_parameters():
                                           validation=0.2, patience=3, seed=9, progress=False)
     _, val_rows = split_validation(30, 0.2, np.random.default_rng(9))
     np.testing.assert_array_equal(model.validation_rows, val_rows)
-    assert list(model.history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
+    assert list(model.history.columns) == ["epoch", "train_loss", "val_loss", "seconds", "lr"]
     assert model.score(symbols[model.validation_rows]) == pytest.approx(
         model.history.val_loss.min(), abs=1e-12)
 
@@ -241,11 +181,11 @@ def test_float32_trains_and_agrees_with_float64():
     model = ElmanRNN(8, 6, 8, seed=2, dtype=np.float32).fit(symbols, epochs=2, batch_size=5,
                                                            seed=0, progress=False)
     assert model.W_state.dtype == np.float32
-    proba = model.predict_proba(symbols)
+    proba = model.predictive(symbols)
     assert proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(axis=-1), 1.0, atol=1e-5)
     as64 = ElmanRNN.from_params(*(getattr(model, name) for name in PARAM_NAMES))
-    np.testing.assert_allclose(proba, as64.predict_proba(symbols), atol=1e-5)
+    np.testing.assert_allclose(proba, as64.predictive(symbols), atol=1e-5)
 
 
 def test_divergence_raises_and_keeps_the_best_parameters():
@@ -258,6 +198,17 @@ def test_divergence_raises_and_keeps_the_best_parameters():
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, RuntimeError)
     np.testing.assert_array_equal(model._params.flat, initial)
     assert len(model.history) == 0
+
+
+def test_the_issue_runaway_learning_rate_raises_and_restores_the_start():
+    """Issue 9: lr=1e6 ran from loss 2.07 to 6e6 in silence; the start must count as a candidate."""
+    symbols = loaded_dice().sample(40, 100, seed=0).symbols
+    model = ElmanRNN(8, 16, 8, seed=0)
+    start = model._params.flat.copy()
+    with pytest.raises(TrainingDivergedError, match="grew past") as caught:
+        model.fit(symbols, lr=1e6, epochs=5, progress=False, seed=0)
+    np.testing.assert_array_equal(model._params.flat, start)
+    assert len(caught.value.history) == len(model.history) == 0
 
 
 def test_progress_false_is_silent(capsys):
@@ -280,11 +231,30 @@ def test_save_load_round_trip(tmp_path, dtype):
     assert repr(loaded) == repr(model)
     for name in PARAM_NAMES:
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
-    np.testing.assert_array_equal(loaded.predict_proba(sample.symbols),
-                                  model.predict_proba(sample.symbols))
+    np.testing.assert_array_equal(loaded.label_proba(sample.symbols),
+                                  model.label_proba(sample.symbols))
     np.testing.assert_array_equal(loaded.history.to_numpy(), model.history.to_numpy())
     assert model.validation_rows.size == 1  # validation=0.1 of 10 sequences
     np.testing.assert_array_equal(loaded.validation_rows, model.validation_rows)
+
+
+def test_files_saved_before_cells_existed_still_load(tmp_path):
+    """The format ElmanRNN.save wrote before this change: kind 'ElmanRNN', no cell, no lr."""
+    model = ElmanRNN(4, 3, 4, seed=2)
+    arrays = {name: getattr(model, name) for name in PARAM_NAMES}
+    arrays["validation_rows"] = np.array([1])
+    history = {"epoch": [1, 2], "train_loss": [2.0, 1.9], "val_loss": [2.1, 2.0],
+               "seconds": [0.1, 0.1]}
+    path = save_npz(tmp_path / "old", "ElmanRNN", arrays, {
+        "activation": "linear", "output": "softmax", "dtype": "float64", "task": "next",
+        "history": history})
+    loaded = ElmanRNN.load(path)
+    assert loaded.activation == "linear" and loaded.cell == "elman"
+    for name in PARAM_NAMES:
+        np.testing.assert_array_equal(getattr(loaded, name), arrays[name])
+    np.testing.assert_array_equal(loaded.history.train_loss, [2.0, 1.9])
+    assert loaded.history.lr.isna().all()
+    np.testing.assert_array_equal(loaded.validation_rows, [1])
 
 
 # ---------------------------------------------------------------------- bad input
@@ -293,7 +263,7 @@ def test_save_load_round_trip(tmp_path, dtype):
 def test_bad_input_raises_value_errors_naming_the_problem(tmp_path):
     model = ElmanRNN(6, 3, 6, seed=0)
     with pytest.raises(ValueError, match=r"symbol 6, outside the allowed range \[0, 6\)"):
-        model.predict_proba([[0, 6, 1]])
+        model.predictive([[0, 6, 1]])
     with pytest.raises(ValueError, match="symbol -1"):
         model.fit([[0, -1, 1]], progress=False)
     with pytest.raises(ValueError, match="labels must have the shape"):
@@ -313,6 +283,10 @@ def test_bad_input_raises_value_errors_naming_the_problem(tmp_path):
         ElmanRNN.from_params(np.eye(2), np.ones((1, 3)), np.zeros(3), np.ones((3, 1)), 0.0)
     with pytest.raises(ValueError, match="activation"):
         ElmanRNN(2, 2, 2, activation="relu")
+    with pytest.raises(ValueError, match="dtype must be float32 or float64, got 'banana'"):
+        ElmanRNN(8, 4, 8, dtype="banana")
+    with pytest.raises(ValueError, match="n_hidden must be at least 1, got 0"):
+        ElmanRNN(8, 0, 8)
     with pytest.raises(ValueError, match="labels"):
         model.score([[0, 1]], labels=[[0, 1]])
     with pytest.raises(ValueError, match="validation"):
@@ -321,7 +295,7 @@ def test_bad_input_raises_value_errors_naming_the_problem(tmp_path):
 
 def test_loading_a_file_that_is_not_a_saved_rnn_fails_clearly(tmp_path):
     sample_path = loaded_dice().sample(2, 5, seed=0).save(tmp_path / "sample")
-    with pytest.raises(ValueError, match=r"not a ElmanRNN"):
+    with pytest.raises(ValueError, match=r"not a RNN"):
         ElmanRNN.load(sample_path)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file")

@@ -1,29 +1,52 @@
-"""The Elman cell's arithmetic: flat parameters, the forward recurrence and BPTT.
+"""The recurrent cell interface, the buffers a cell works in, and the Elman cell.
 
-Row-vector form, as in the worked example::
+Every cell reads its input through one affine map, the *drive*::
 
-    pre_t    = state_{t-1} @ W_state + x_t @ W_input + b        (B, H)
-    state_t  = act(pre_t)                                       (B, H)
-    output_t = state_t @ W_output + b_output                    (B, n_outputs)
+    drive_t = x_t @ W_input + b          (B, G * H): G blocks of H columns, one per gate
 
-Everything here is time-major: a window of ``L`` steps is held as ``(L, B, H)``
-arrays so each step reads and writes one contiguous ``(B, H)`` block, and
-``states`` has ``L + 1`` rows with the initial state in row 0. Only the
-recurrence is a Python loop (one matrix product and two element-wise calls per
-step, all into preallocated buffers); the input gather, the output layer and
-every parameter gradient are single operations over all ``L * B`` steps.
+so one-hot symbols are a row gather and real inputs one matrix product, done
+for a whole window by the caller. The cell owns the recurrence on top of it:
+
+* :meth:`Cell.forward` reads ``ws.drive`` (G, L, B, H) and the initial state in
+  row 0 of its state buffers, and fills ``ws.h`` (L + 1, B, H) (row ``t + 1``
+  the state after step ``t``) plus whatever its backward pass needs;
+* :meth:`Cell.backward` reads dLoss/dh in ``ws.grad_h`` rows ``1..L`` and fills
+  ``ws.grad_drive`` (G, L, B, H) and the gradients of its parameters other than
+  ``W_input`` and ``b`` (those follow from ``grad_drive`` alone: the caller
+  computes them, once for every cell);
+* :meth:`Cell.step` is one step (sampling, streaming): ``forward`` on a window
+  of length one.
+
+The output layer (``h_t @ W_output + b_output``, softmax) belongs to no cell:
+:mod:`seqmodels.rnn.output`. Adding a cell is a subclass of :class:`Cell` and
+one entry in :data:`seqmodels.rnn.model.CELLS`.
+
+Everything is time-major, and gate-major before that: a window of ``L`` steps
+is held as ``(L, B, H)`` arrays, or ``(G, L, B, H)`` for per-gate quantities,
+so each step reads and writes contiguous ``(B, H)`` blocks and each gate's
+values over the window are one contiguous ``(L, B, H)`` block (element-wise
+calls on column slices of a ``(B, G*H)`` row measured 3 to 5 times slower).
+Parameters keep the documented ``(., G*H)`` layout; :func:`gate_blocks` views
+them per gate. Only the recurrence is a Python loop of a few NumPy calls per
+step into preallocated buffers; the input gather, the output layer and every
+parameter gradient are single operations over all ``L * B`` steps.
+
+The Elman cell, in the worked example's row-vector form::
+
+    pre_t    = h_{t-1} @ W_state + x_t @ W_input + b        (B, H)
+    h_t      = act(pre_t)                                   (B, H)
 """
 
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
+from typing import ClassVar
 
 import numpy as np
 
-PARAM_NAMES = ("W_state", "W_input", "b", "W_output", "b_output")
-ACTIVATIONS = ("tanh", "linear")
-OUTPUTS = ("softmax", "linear")
+from seqmodels._checks import check_memory
 
 
 @functools.cache
@@ -47,15 +70,10 @@ def single_blas_thread() -> AbstractContextManager:
     return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
-def param_shapes(n_inputs: int, n_hidden: int, n_outputs: int) -> dict[str, tuple[int, ...]]:
-    """Shapes of the five parameters, in :data:`PARAM_NAMES` order."""
-    return {
-        "W_state": (n_hidden, n_hidden),
-        "W_input": (n_inputs, n_hidden),
-        "b": (n_hidden,),
-        "W_output": (n_hidden, n_outputs),
-        "b_output": (n_outputs,),
-    }
+def _n_bytes(shapes: dict[str, tuple[int, ...]], dtype: np.dtype) -> float:
+    """Bytes that arrays of ``shapes`` take; a float, so huge requests cannot overflow."""
+    return float(sum(float(np.prod(shape, dtype=float)) for shape in shapes.values())
+                 * np.dtype(dtype).itemsize)
 
 
 class FlatParameters:
@@ -84,182 +102,309 @@ class FlatParameters:
 
 
 class Workspace:
-    """Preallocated time-major buffers for one window of ``L`` steps and ``B`` sequences.
+    """Preallocated arrays for one window, one attribute per entry of ``shapes``.
 
-    Attributes
-    ----------
-    drive : (L, B, H)
-        ``x_t @ W_input + b`` on entry to :func:`run_recurrence`, pre-activations after.
-    states : (L + 1, B, H)
-        Row 0 the initial state, row ``t + 1`` the state after step ``t``.
-    slope, grad_pre : (L, B, H)
-        ``act'(pre_t)`` and dLoss/dpre_t during backpropagation.
-    grad_states : (L + 1, B, H)
-        dLoss/dstate, the output layer's part on entry to :func:`backprop_through_time`.
-    logits, targets_onehot : (n_outputs, L * B)
-    inputs_onehot : (n_inputs, L * B)
-        Class-major, so that softmax's max and sum reduce over the leading axis
-        (fast, element-wise across rows) instead of a short trailing one.
-    row : (B, H)
-        Scratch for one step's matrix product.
+    Which arrays exist is decided by :meth:`Cell.buffer_shapes` (the cell's
+    own) and :func:`seqmodels.rnn.output.output_buffer_shapes` (the output
+    layer's). ``what`` names the request for :func:`check_memory`, which
+    refuses it before anything is allocated when it cannot fit.
     """
 
-    def __init__(self, length: int, batch: int, shapes: dict[str, tuple[int, ...]],
-                 dtype: np.dtype) -> None:
-        n_inputs, n_hidden = shapes["W_input"]
-        n_outputs = shapes["b_output"][0]
-        steps = length * batch
-        self.drive = np.empty((length, batch, n_hidden), dtype)
-        self.states = np.empty((length + 1, batch, n_hidden), dtype)
-        self.slope = np.empty((length, batch, n_hidden), dtype)
-        self.grad_pre = np.empty((length, batch, n_hidden), dtype)
-        self.grad_states = np.empty((length + 1, batch, n_hidden), dtype)
-        self.logits = np.empty((n_outputs, steps), dtype)
-        self.targets_onehot = np.empty((n_outputs, steps), dtype)
-        self.inputs_onehot = np.empty((n_inputs, steps), dtype)
-        self.row = np.empty((batch, n_hidden), dtype)
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: np.dtype, what: str) -> None:
+        check_memory(_n_bytes(shapes, dtype), what)
+        for name, shape in shapes.items():
+            setattr(self, name, np.empty(shape, dtype))
+        self._steps: dict[str, list] = {}
+
+    def steps(self, name: str) -> list[np.ndarray]:
+        """Step ``t``'s view of buffer ``name`` at index ``t``: ``array[t]`` of a (L, B, H)
+        array, ``array[:, t]`` (G, B, H) of a gate-major (G, L, B, H) one.
+
+        Made once per workspace (training reuses a workspace for every window of
+        its shape): creating the views inside the time loop cost about an eighth
+        of a step at small H.
+        """
+        if name not in self._steps:
+            array = getattr(self, name)
+            self._steps[name] = list(array if array.ndim == 3 else array.transpose(1, 0, 2, 3))
+        return self._steps[name]
+
+    def gate_steps(self, name: str) -> list[tuple[np.ndarray, ...]]:
+        """Step ``t``'s gates of a gate-major buffer, one (B, H) view each."""
+        key = f"{name} by gate"
+        if key not in self._steps:
+            self._steps[key] = [tuple(step) for step in self.steps(name)]
+        return self._steps[key]
+
+    # The buffers every cell has (see Cell.buffer_shapes); cells add their own.
+    # Per-gate arrays are gate-major: (G, L, B, H) and (G, B, H).
+    drive: np.ndarray
+    h: np.ndarray
+    row: np.ndarray
+    scratch: np.ndarray
+    grad_h: np.ndarray
+    grad_drive: np.ndarray
 
 
-def input_table(params: FlatParameters) -> np.ndarray:
-    """``W_input + b``, (V, H): row ``v`` is ``e_v @ W_input + b``, the drive of symbol ``v``."""
-    return params["W_input"] + params["b"]
+def sigmoid_(x: np.ndarray) -> np.ndarray:
+    """In place: ``x`` becomes ``1 / (1 + exp(-x))``. Returns it.
+
+    Written ``0.5 * tanh(x / 2) + 0.5``: NumPy's tanh is vectorized, never
+    overflows, and four calls on it beat ``scipy.special.expit`` (measured 2x
+    to 7x for H = 8 to 128).
+    """
+    x *= 0.5
+    np.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+    return x
 
 
-def gather_drive(params: FlatParameters, symbols_tm: np.ndarray, out: np.ndarray) -> None:
-    """One-hot inputs as a row gather: ``out[t, i] = W_input[symbols_tm[t, i]] + b``."""
-    np.take(input_table(params), symbols_tm, axis=0, out=out)
-
-
-def run_recurrence(drive: np.ndarray, W_state: np.ndarray, states: np.ndarray,
-                   activation: str, row: np.ndarray) -> None:
-    """The forward loop over time.
+class Cell(ABC):
+    """A recurrent cell: parameter shapes, the forward pass over a window, BPTT, one step.
 
     Parameters
     ----------
-    drive : numpy.ndarray, shape (L, B, H)
-        ``x_t @ W_input + b``; overwritten with the pre-activations ``pre_t``.
-    W_state : numpy.ndarray, shape (H, H)
-    states : numpy.ndarray, shape (L + 1, B, H)
-        ``states[0]`` is the initial state; rows ``1..L`` are filled.
-    activation : {"tanh", "linear"}
-    row : numpy.ndarray, shape (B, H)
-        Scratch space.
+    n_inputs, n_hidden : int
+        Input size ``V`` and state size ``H`` (checked by the caller).
+    activation : str
+        One of :attr:`activations`; only the Elman cell has a choice.
+
+    Notes
+    -----
+    Every cell has ``W_state`` (H, G*H), ``W_input`` (V, G*H) and ``b`` (G*H,),
+    with ``G`` = :attr:`n_gates`; a cell may add parameters
+    (:meth:`param_shapes`). The state is ``h`` (what the output layer reads),
+    plus further arrays named in :attr:`state_names` (the LSTM's ``c``).
     """
-    tanh = activation == "tanh"
-    for t in range(drive.shape[0]):
-        pre = drive[t]
-        np.matmul(states[t], W_state, out=row)
-        np.add(pre, row, out=pre)
+
+    name: ClassVar[str]
+    #: Blocks of H columns in ``W_input``, ``W_state`` and ``b``.
+    n_gates: ClassVar[int] = 1
+    #: The state buffers, each (L + 1, B, H) in a workspace; ``h`` first.
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+    activations: ClassVar[tuple[str, ...]] = ("tanh",)
+
+    def __init__(self, n_inputs: int, n_hidden: int, activation: str = "tanh") -> None:
+        if activation not in self.activations:
+            raise ValueError(f"activation must be one of {self.activations} for the "
+                             f"{self.name!r} cell, got {activation!r}")
+        self.n_inputs, self.n_hidden, self.activation = n_inputs, n_hidden, activation
+
+    @property
+    def width(self) -> int:
+        """Columns of the drive: ``n_gates * n_hidden``."""
+        return self.n_gates * self.n_hidden
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The cell's parameters and their shapes, in storage order."""
+        return {"W_state": (self.n_hidden, self.width), "W_input": (self.n_inputs, self.width),
+                "b": (self.width,)}
+
+    @classmethod
+    def torch_parameters(cls, weight_ih, weight_hh, bias_ih, bias_hh) -> dict[str, np.ndarray]:
+        """This cell's parameters from a one-layer PyTorch module's (as NumPy arrays).
+
+        ``weight_ih_l0`` (G*H, V), ``weight_hh_l0`` (G*H, H), ``bias_ih_l0`` and
+        ``bias_hh_l0`` (G*H,) of ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``: the
+        weights transposed to row-vector form, the two biases summed (the GRU
+        keeps ``b_hn`` apart, see :mod:`seqmodels.rnn.gru`).
+        """
+        weight_ih, weight_hh, bias_ih, bias_hh = (
+            np.asarray(a, dtype=np.float64) for a in (weight_ih, weight_hh, bias_ih, bias_hh))
+        return {"W_state": weight_hh.T.copy(), "W_input": weight_ih.T.copy(),
+                "b": bias_ih + bias_hh}
+
+    def initialize(self, params: FlatParameters, rng: np.random.Generator) -> None:
+        """PyTorch's default: every parameter uniform in ``[-1/sqrt(H), 1/sqrt(H)]``, in order."""
+        bound = 1.0 / np.sqrt(self.n_hidden)
+        for name, shape in self.param_shapes().items():
+            params[name][...] = rng.uniform(-bound, bound, shape)
+
+    def buffer_shapes(self, length: int, batch: int, training: bool) -> dict[str, tuple[int, ...]]:
+        """The workspace arrays of a window of ``length`` steps and ``batch`` sequences.
+
+        ``drive`` (G, L, B, H), the state buffers (L + 1, B, H), ``row`` (G, B, H) and
+        ``scratch`` (B, H); with ``training`` also ``grad_h`` (L + 1, B, H) and
+        ``grad_drive`` (G, L, B, H). Cells extend it with their own.
+        """
+        gates, hidden = self.n_gates, self.n_hidden
+        shapes = {"drive": (gates, length, batch, hidden), "row": (gates, batch, hidden),
+                  "scratch": (batch, hidden)}
+        shapes.update({name: (length + 1, batch, hidden) for name in self.state_names})
+        if training:
+            shapes.update(grad_h=(length + 1, batch, hidden),
+                          grad_drive=(gates, length, batch, hidden))
+        return shapes
+
+    def workspace(self, length: int, batch: int, dtype: np.dtype, training: bool = False,
+                  extra: dict[str, tuple[int, ...]] | None = None) -> Workspace:
+        """A :class:`Workspace` for a window, plus ``extra`` arrays (the output layer's)."""
+        shapes = {**self.buffer_shapes(length, batch, training), **(extra or {})}
+        what = (f"a window of {length} steps x {batch} sequences with n_hidden={self.n_hidden} "
+                f"({self.name} cell)")
+        return Workspace(shapes, dtype, what)
+
+    # ------------------------------------------------------------------ input
+
+    def input_table(self, params: FlatParameters) -> np.ndarray:
+        """``W_input + b`` per gate, (G, V, H): ``[k, v]`` is gate ``k``'s drive of symbol ``v``."""
+        return np.ascontiguousarray(gate_blocks(params["W_input"] + params["b"], self.n_gates))
+
+    def gather_drive(self, params: FlatParameters, symbols_tm: np.ndarray,
+                     out: np.ndarray) -> None:
+        """One-hot inputs as a row gather: ``out[k, t, i]`` = gate ``k``'s block of
+        ``W_input[symbols_tm[t, i]] + b``; ``symbols_tm`` (L, B), ``out`` (G, L, B, H)."""
+        np.take(self.input_table(params), symbols_tm, axis=1, out=out)
+
+    # ------------------------------------------------------------------ state
+
+    def zero_state(self, batch: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        """The initial state of ``batch`` sequences: zeros, one (B, H) array per state name."""
+        return tuple(np.zeros((batch, self.n_hidden), dtype) for _ in self.state_names)
+
+    def set_state(self, ws: Workspace, state: tuple[np.ndarray, ...]) -> None:
+        """Put ``state`` in row 0 of the workspace's state buffers."""
+        for name, value in zip(self.state_names, state, strict=True):
+            getattr(ws, name)[0] = value
+
+    def final_state(self, ws: Workspace) -> tuple[np.ndarray, ...]:
+        """A copy of the state after the window's last step."""
+        return tuple(getattr(ws, name)[-1].copy() for name in self.state_names)
+
+    def step(self, params: FlatParameters, ws: Workspace) -> np.ndarray:
+        """One step in a one-step workspace, the new state moved to row 0.
+
+        ``ws.drive[:, 0]`` holds the step's drive and row 0 of the state buffers
+        the current state. Returns ``ws.h[0]``, the new ``h`` (B, H) (a view).
+        """
+        self.forward(params, ws)
+        for name in self.state_names:
+            buffer = getattr(ws, name)
+            buffer[0] = buffer[1]
+        return ws.h[0]
+
+    # ------------------------------------------------------------------ the passes
+
+    @abstractmethod
+    def forward(self, params: FlatParameters, ws: Workspace) -> None:
+        """Run the window: ``ws.drive`` and row 0 of the state buffers in, ``ws.h`` out.
+
+        May overwrite ``ws.drive`` (with pre-activations).
+        """
+
+    @abstractmethod
+    def backward(self, params: FlatParameters, ws: Workspace, grads: FlatParameters) -> None:
+        """BPTT over the window after :meth:`forward` on the same workspace.
+
+        ``ws.grad_h[t + 1]`` holds the direct gradient dLoss/dh_t from the
+        output layer (consumed). Fills ``ws.grad_drive`` with dLoss/d drive_t and
+        ``grads`` of ``W_state`` and any parameter the cell adds. Nothing flows
+        into the initial state: it is a constant (zeros, or a state carried over
+        from the previous truncated-BPTT window).
+        """
+
+    def _state_blocks(self, params: FlatParameters, transpose: bool = False) -> np.ndarray:
+        """``W_state``'s gate blocks ``W_k`` (G, H, H), contiguous; ``W_k^T`` with ``transpose``."""
+        blocks = gate_blocks(params["W_state"], self.n_gates)
+        return np.ascontiguousarray(blocks.transpose(0, 2, 1) if transpose else blocks)
+
+    @staticmethod
+    def _add_through_state_weights(grad_rows: np.ndarray, blocks_T: np.ndarray, ws: Workspace,
+                                   grad_h: np.ndarray) -> None:
+        """``grad_h += sum_k grad_rows[k] @ W_k^T``: what reaches ``h_{t-1}`` through
+        ``h_{t-1} @ W_state``, from that product's gradient ``grad_rows`` (G, B, H)."""
+        np.matmul(grad_rows, blocks_T, out=ws.row)
+        np.add.reduce(ws.row, axis=0, out=ws.scratch)
+        grad_h += ws.scratch
+
+    def _state_weight_gradient(self, ws: Workspace, grad_rows: np.ndarray,
+                               grads: FlatParameters) -> None:
+        """``dW_state = sum_t h_{t-1}^T grad_rows_t``: one product over the window.
+
+        ``grad_rows`` (G, L, B, H) is dLoss/d(h_{t-1} @ W_state), gate-major.
+        """
+        n_steps = grad_rows.shape[1] * grad_rows.shape[2]
+        matmul_per_gate(ws.h[:-1].reshape(n_steps, self.n_hidden).T, grad_rows,
+                        grads["W_state"])
+
+
+def sum_rows(matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = matrix.sum(axis=0)`` for a tall (N, H) matrix, as one BLAS product with a
+    vector of ones (``np.sum`` over a short trailing axis measured 10x slower)."""
+    return np.matmul(np.ones(matrix.shape[0], matrix.dtype), matrix, out=out)
+
+
+def gate_blocks(matrix: np.ndarray, n_gates: int) -> np.ndarray:
+    """A (R, G*H) parameter as G blocks of columns: a (G, R, H) view."""
+    rows = matrix.shape[0]
+    return matrix.reshape(rows, n_gates, -1).transpose(1, 0, 2)
+
+
+def matmul_per_gate(left: np.ndarray, per_gate: np.ndarray, out: np.ndarray) -> None:
+    """``out[:, block k] = left @ per_gate[k]`` for (R, N) ``left``, (G, ..., H) ``per_gate``
+    (all but the first and last axes flattened to N) and (R, G*H) ``out``."""
+    n_gates, hidden = per_gate.shape[0], per_gate.shape[-1]
+    product = np.matmul(left, per_gate.reshape(n_gates, -1, hidden))
+    np.copyto(gate_blocks(out, n_gates), product)
+
+
+# ---------------------------------------------------------------------- the Elman cell
+
+
+class ElmanCell(Cell):
+    """The worked example's cell: ``h_t = act(h_{t-1} @ W_state + x_t @ W_input + b)``.
+
+    ``act`` is tanh or the identity (``activation="linear"``). Parameters
+    ``W_state`` (H, H), ``W_input`` (V, H), ``b`` (H,); PyTorch's ``nn.RNN`` with
+    ``W_state = weight_hh_l0.T``, ``W_input = weight_ih_l0.T`` and
+    ``b = bias_ih_l0 + bias_hh_l0``.
+    """
+
+    name = "elman"
+    activations = ("tanh", "linear")
+
+    def buffer_shapes(self, length: int, batch: int, training: bool) -> dict[str, tuple[int, ...]]:
+        shapes = super().buffer_shapes(length, batch, training)
+        if training:
+            shapes["slope"] = (length, batch, self.n_hidden)  # act'(pre_t)
+        return shapes
+
+    def forward(self, params: FlatParameters, ws: Workspace) -> None:
+        """``ws.drive`` becomes the pre-activations ``pre_t``; ``ws.h`` the states."""
+        tanh = self.activation == "tanh"
+        drive, h, row, W_state = ws.steps("drive"), ws.steps("h"), ws.row[0], params["W_state"]
+        for t in range(len(drive)):
+            pre = drive[t][0]
+            np.matmul(h[t], W_state, out=row)
+            np.add(pre, row, out=pre)
+            if tanh:
+                np.tanh(pre, out=h[t + 1])
+            else:
+                np.copyto(h[t + 1], pre)
+
+    def backward(self, params: FlatParameters, ws: Workspace, grads: FlatParameters) -> None:
+        """The recursion, with ``act' = 1 - h_t**2`` for tanh and 1 for linear::
+
+            g_t        = direct_t + grad_pre_{t+1} @ W_state.T
+            grad_pre_t = g_t * act'(pre_t)
+
+        ``grad_pre`` is ``ws.grad_drive[0]``.
+        """
+        grad_pre, grad_h, slope = ws.gate_steps("grad_drive"), ws.steps("grad_h"), ws.steps("slope")
+        row, length = ws.row[0], len(grad_pre)
+        tanh = self.activation == "tanh"
         if tanh:
-            np.tanh(pre, out=states[t + 1])
-        else:
-            np.copyto(states[t + 1], pre)
-
-
-def backprop_through_time(ws: Workspace, W_state: np.ndarray, activation: str) -> np.ndarray:
-    """Backward loop over time: dLoss/dpre_t for every step of the window.
-
-    ``ws.grad_states[1:]`` holds the direct gradient dLoss/dstate_t from the
-    output layer; it is consumed (overwritten). The recursion is::
-
-        g_t      = direct_t + grad_pre_{t+1} @ W_state.T
-        grad_pre_t = g_t * act'(pre_t),   act' = 1 - state_t**2 for tanh, 1 for linear
-
-    Nothing flows into the initial state: it is a constant (zeros or a state
-    carried over from the previous truncated-BPTT window).
-
-    Returns
-    -------
-    numpy.ndarray, shape (L, B, H)
-        ``ws.grad_pre`` filled.
-    """
-    grad_pre, grad_states, row, slope = ws.grad_pre, ws.grad_states, ws.row, ws.slope
-    length = grad_pre.shape[0]
-    tanh = activation == "tanh"
-    if tanh:
-        np.multiply(ws.states[1:], ws.states[1:], out=slope)
-        np.subtract(1.0, slope, out=slope)
-    W_state_T = np.ascontiguousarray(W_state.T)
-    for t in range(length - 1, -1, -1):
-        direct = grad_states[t + 1]
-        if t < length - 1:
-            np.matmul(grad_pre[t + 1], W_state_T, out=row)
-            np.add(direct, row, out=direct)
-        if tanh:
-            np.multiply(direct, slope[t], out=grad_pre[t])
-        else:
-            np.copyto(grad_pre[t], direct)
-    return grad_pre
-
-
-def fill_onehot(symbols: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[:, n] = e_{symbols[n]}`` for ``symbols`` of N entries; ``out`` is (V, N)."""
-    out.fill(0.0)
-    out[symbols.ravel(), np.arange(symbols.size)] = 1.0
-    return out
-
-
-def log_softmax_columns(logits: np.ndarray) -> np.ndarray:
-    """In place: ``logits`` (V, N) becomes ``log softmax`` of each column. Returns it."""
-    logits -= logits.max(axis=0)
-    norm = np.exp(logits).sum(axis=0)
-    logits -= np.log(norm)
-    return logits
-
-
-def forward_symbols(params: FlatParameters, symbols_tm: np.ndarray, state0: np.ndarray,
-                    activation: str, ws: Workspace) -> None:
-    """Run the cell over one-hot ``symbols_tm`` (L, B) from ``state0`` (B, H) into ``ws``."""
-    gather_drive(params, symbols_tm, ws.drive)
-    ws.states[0] = state0
-    run_recurrence(ws.drive, params["W_state"], ws.states, activation, ws.row)
-
-
-def output_states(ws: Workspace, task: str) -> np.ndarray:
-    """The states the outputs read, flattened to (L * B, H).
-
-    ``"labels"``: output ``t`` reads the state after ``x_t`` (rows ``1..L``).
-    ``"next"``: output ``t`` reads the state after ``x_{t-1}`` (rows ``0..L-1``),
-    so step 0 is predicted from the initial state alone: the inputs are in
-    effect shifted right by one step.
-    """
-    rows = ws.states[:-1] if task == "next" else ws.states[1:]
-    return rows.reshape(-1, rows.shape[-1])
-
-
-def log_proba(params: FlatParameters, activation: str, task: str, symbols: np.ndarray,
-              max_elements: int = 2**21) -> np.ndarray:
-    """Log-probabilities of the softmax outputs, (B, T, n_outputs), for a (B, T) int batch.
-
-    Sequences are processed in groups so that no buffer holds much more than
-    ``max_elements`` numbers, whatever ``B``.
-    """
-    n_seq, length = symbols.shape
-    n_hidden = params.shapes["W_state"][0]
-    n_outputs = params.shapes["b_output"][0]
-    group = max(1, max_elements // (length * max(n_hidden, n_outputs)))
-    result = np.empty((n_seq, length, n_outputs), params.flat.dtype)
-    for start in range(0, n_seq, group):
-        part = symbols[start: start + group]
-        ws = Workspace(length, part.shape[0], params.shapes, params.flat.dtype)
-        state0 = np.zeros((part.shape[0], n_hidden), params.flat.dtype)
-        forward_symbols(params, np.ascontiguousarray(part.T), state0, activation, ws)
-        linear_outputs(output_states(ws, task), params, ws.logits)
-        logp = log_softmax_columns(ws.logits).reshape(n_outputs, length, part.shape[0])
-        result[start: start + part.shape[0]] = logp.transpose(2, 1, 0)
-    return result
-
-
-def mean_log_loss(logp: np.ndarray, targets: np.ndarray) -> float:
-    """Mean of ``-logp[b, t, targets[b, t]]`` over all steps: nats per symbol."""
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)
-    return float(-picked.mean(dtype=np.float64))
-
-
-def linear_outputs(states_flat: np.ndarray, params: FlatParameters, out: np.ndarray) -> None:
-    """All (L * B) outputs at once, class-major: ``out = (states_flat @ W_output + b_output).T``.
-
-    ``states_flat`` is (N, H), ``out`` (n_outputs, N).
-    """
-    np.matmul(params["W_output"].T, states_flat.T, out=out)
-    out += params["b_output"][:, None]
+            np.multiply(ws.h[1:], ws.h[1:], out=ws.slope)
+            np.subtract(1.0, ws.slope, out=ws.slope)
+        W_state_T = np.ascontiguousarray(params["W_state"].T)
+        for t in range(length - 1, -1, -1):
+            direct, (grad_pre_t,) = grad_h[t + 1], grad_pre[t]
+            if t < length - 1:
+                np.matmul(grad_pre[t + 1][0], W_state_T, out=row)
+                np.add(direct, row, out=direct)
+            if tanh:
+                np.multiply(direct, slope[t], out=grad_pre_t)
+            else:
+                np.copyto(grad_pre_t, direct)
+        self._state_weight_gradient(ws, ws.grad_drive, grads)

@@ -1,61 +1,50 @@
-"""The public model :class:`ElmanRNN`: forward pass, predictions, training, sampling, files."""
+"""The public model :class:`RNN`, for every cell (the Elman one by name: :mod:`.elman`)."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 
-from seqmodels._checks import Seed, as_generator, as_symbol_batch, check_count, check_real
-from seqmodels._io import load_npz, save_npz
-from seqmodels.rnn.cells import (
-    ACTIVATIONS,
-    OUTPUTS,
-    PARAM_NAMES,
-    FlatParameters,
-    gather_drive,
-    input_table,
-    log_proba,
-    mean_log_loss,
-    param_shapes,
-    run_recurrence,
-    single_blas_thread,
+from seqmodels._checks import (
+    Seed,
+    SymbolBatch,
+    as_generator,
+    as_sequences,
+    check_count,
+    check_memory,
 )
+from seqmodels._io import load_npz, save_npz
+from seqmodels.rnn import output as out
+from seqmodels.rnn.cells import Cell, ElmanCell, FlatParameters, single_blas_thread
+from seqmodels.rnn.gru import GRUCell
+from seqmodels.rnn.lstm import LSTMCell
 from seqmodels.rnn.train import (
     HISTORY_COLUMNS,
     FitSettings,
+    Sequences,
     TrainingDivergedError,
     history_frame,
+    positive_real,
     split_validation,
     train,
 )
 
-TASKS = ("next", "labels")
+#: The cells by name; adding a cell is one entry here (a :class:`~seqmodels.rnn.cells.Cell`).
+CELLS: dict[str, type[Cell]] = {"elman": ElmanCell, "gru": GRUCell, "lstm": LSTMCell}
+OUTPUTS = ("softmax", "linear")
+TASKS = out.TASKS
+#: The ``kind`` tag of saved models (``save_npz``); files written before the cell
+#: choice carry :data:`LEGACY_KIND` and always hold an Elman cell.
+FILE_KIND = "RNN"
+LEGACY_KIND = "ElmanRNN"
 
 
-@dataclass(frozen=True)
-class ForwardResult:
-    """What :meth:`ElmanRNN.forward` computed, per step.
-
-    Attributes
-    ----------
-    preactivations : numpy.ndarray, shape (B, T, H) or (T, H)
-        ``state_{t-1} @ W_state + x_t @ W_input + b``.
-    states : numpy.ndarray, shape (B, T, H) or (T, H)
-        ``act(preactivations)``: the state after reading ``x_t``.
-    outputs : numpy.ndarray, shape (B, T, n_outputs) or (T, n_outputs)
-        ``state_t @ W_output + b_output``: raw outputs (logits when ``output="softmax"``).
-    """
-
-    preactivations: np.ndarray
-    states: np.ndarray
-    outputs: np.ndarray
-
-
-def _single_threaded(method: Callable) -> Callable:
+def single_threaded(method: Callable) -> Callable:
     """Run ``method`` with BLAS on one thread (see :func:`single_blas_thread`)."""
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -65,110 +54,145 @@ def _single_threaded(method: Callable) -> Callable:
     return wrapper
 
 
-def _parameter(name: str) -> property:
-    def read(self: ElmanRNN) -> np.ndarray:
-        value = self._params[name].copy()
-        value.setflags(write=False)
-        return value
-
-    return property(read, doc=f"The parameter ``{name}``: a read-only copy (shapes in the "
-                              "class docstring).")
-
-
-class ElmanRNN:
-    """An Elman recurrent network in the worked example's row-vector form.
+class RNN:
+    """A recurrent network over symbols: a cell, a shared softmax output layer, BPTT with Adam.
 
     .. math::
 
-        s_t = \\mathrm{act}(s_{t-1} W_{state} + x_t W_{input} + b), \\qquad
-        o_t = s_t W_{output} + b_{output}
+        h_t = \\mathrm{cell}(h_{t-1}, x_t), \\qquad
+        o_t = h_t W_{output} + b_{output}
 
-    with ``act`` tanh or the identity, states ``s_t`` of size ``H``, one-hot or
-    real inputs ``x_t`` and outputs read through a softmax (categorical targets)
-    or left raw. The initial state is zero unless given.
+    with one-hot inputs ``x_t``, states ``h_t`` of size ``H`` (the LSTM also
+    carries a cell state ``c_t``) and outputs read through a softmax or left
+    raw. The initial state is zero.
 
     Parameters
     ----------
     n_inputs, n_hidden, n_outputs : int
-        Input size ``V`` (alphabet size for symbols), state size ``H`` and output
+        Input size ``V`` (alphabet size), state size ``H`` (at least 1) and output
         size (``V`` for next-symbol prediction, ``K`` for hidden labels).
-    activation : {"tanh", "linear"}
-    output : {"softmax", "linear"}
+    cell : str, default "elman"
+        A name in :data:`CELLS`: ``"elman"`` (the worked example's cell),
+        ``"gru"`` or ``"lstm"`` (PyTorch's equations and gate order; see
+        :mod:`seqmodels.rnn.gru` and :mod:`seqmodels.rnn.lstm`).
+    activation : {"tanh", "linear"}, default "tanh"
+        The Elman cell's nonlinearity. The GRU and LSTM have theirs by
+        definition (sigmoid gates, tanh candidate) and accept only ``"tanh"``.
+    output : {"softmax", "linear"}, default "softmax"
         Training and probabilities need ``"softmax"``.
     seed : int, numpy.random.Generator or None
-        Initialization, as PyTorch's ``nn.RNN``: ``W_state``, ``W_input``, ``b``
-        and ``W_output`` uniform in ``[-1/sqrt(H), 1/sqrt(H)]``; ``b_output`` zero.
+        Initialization, as PyTorch's: every cell parameter and ``W_output``
+        uniform in ``[-1/sqrt(H), 1/sqrt(H)]``, ``b_output`` zero (the LSTM's
+        forget-gate bias starts at 1).
     dtype : numpy.float64 (default) or numpy.float32
-        Precision of parameters and arithmetic; float32 is about twice as fast.
+        Precision of parameters and arithmetic. float32 trains about twice as
+        fast (the speed benchmark uses it) and is ample for training; float64
+        is the default so that results and gradient checks are exact to
+        ~1e-12.
 
     Attributes
     ----------
-    W_state (H, H), W_input (n_inputs, H), b (H,), W_output (H, n_outputs), b_output (n_outputs,)
-        The parameters (read-only copies).
     task : {"next", "labels"}
         What the softmax outputs mean; set by :meth:`fit`, ``"next"`` until then.
     history : pandas.DataFrame
-        Columns epoch, train_loss, val_loss, seconds of the last :meth:`fit`.
+        One row per epoch of the last :meth:`fit`: epoch, train_loss, val_loss
+        (nats per symbol), seconds, lr (the rate that epoch used).
     validation_rows : numpy.ndarray of int64
-        Which sequences (rows of the symbols) the last :meth:`fit` held out for
-        validation and early stopping; empty before fitting or with ``validation=0``.
+        Which sequences the last :meth:`fit` held out for validation and early
+        stopping; empty before fitting or with ``validation=0``.
+
+    Notes
+    -----
+    Every method accepts symbols in the package's layouts (through
+    :func:`seqmodels._checks.as_sequences`): a ``(T,)`` sequence (results
+    without the batch axis), a ``(B, T)`` batch, a list of 1-D sequences of
+    different lengths, or hmmlearn's ``X`` of shape (N,) or (N, 1) with
+    ``lengths=``. Per-step results of sequences of different lengths are
+    padded to the longest with NaN past each sequence's end; training masks
+    the padded steps out of the loss.
     """
 
-    W_state = _parameter("W_state")
-    W_input = _parameter("W_input")
-    b = _parameter("b")
-    W_output = _parameter("W_output")
-    b_output = _parameter("b_output")
+    #: Subclasses bound to one cell set it (``ElmanRNN``: "elman").
+    only_cell: ClassVar[str | None] = None
 
-    def __init__(self, n_inputs: int, n_hidden: int, n_outputs: int, activation: str = "tanh",
-                 output: str = "softmax", seed: Seed = None, dtype=np.float64) -> None:
-        shapes = param_shapes(check_count("n_inputs", n_inputs), check_count("n_hidden", n_hidden),
-                              check_count("n_outputs", n_outputs))
-        self.activation = _choice("activation", activation, ACTIVATIONS)
+    def __init__(self, n_inputs: int, n_hidden: int, n_outputs: int, cell: str = "elman", *,
+                 activation: str = "tanh", output: str = "softmax", seed: Seed = None,
+                 dtype=np.float64) -> None:
+        sizes = (check_count("n_inputs", n_inputs), check_count("n_hidden", n_hidden),
+                 check_count("n_outputs", n_outputs))
+        cell_class = CELLS[_choice("cell", cell, tuple(CELLS))]
+        if self.only_cell not in (None, cell):
+            raise ValueError(f"{type(self).__name__} holds the {self.only_cell!r} cell, got "
+                             f"cell={cell!r}: use RNN")
+        self._cell = cell_class(sizes[0], sizes[1], activation)
         self.output = _choice("output", output, OUTPUTS)
-        self._params = FlatParameters(shapes, _float_dtype(dtype))
+        dtype = _float_dtype(dtype)
+        rng = as_generator(seed)
+        shapes = {**self._cell.param_shapes(), **out.output_param_shapes(sizes[1], sizes[2])}
+        check_memory(sum(float(np.prod(shape, dtype=float)) for shape in shapes.values())
+                     * dtype.itemsize,
+                     f"n_inputs={n_inputs} x n_hidden={n_hidden} x n_outputs={n_outputs} "
+                     f"({cell} cell parameters)")
+        self._params = FlatParameters(shapes, dtype)
+        self._cell.initialize(self._params, rng)
+        bound = 1.0 / np.sqrt(n_hidden)
+        self._params["W_output"][...] = rng.uniform(-bound, bound, shapes["W_output"])
         self.task = "next"
         self.history = history_frame([])
         self.validation_rows = np.arange(0)
-        rng = as_generator(seed)
-        bound = 1.0 / np.sqrt(n_hidden)
-        for name in ("W_state", "W_input", "b", "W_output"):
-            self._params[name][...] = rng.uniform(-bound, bound, shapes[name])
 
     @classmethod
-    def from_params(cls, W_state, W_input, b, W_output, b_output, activation: str = "tanh",
-                    output: str = "softmax", dtype=np.float64) -> ElmanRNN:
-        """A network with the given parameters (shapes as in the class docstring).
+    def from_parameters(cls, parameters: Mapping, cell: str = "elman", *,
+                        activation: str = "tanh", output: str = "softmax",
+                        dtype=np.float64) -> RNN:
+        """A network with the given parameters, by name (see :attr:`parameters`).
 
-        ``b`` and ``b_output`` may be scalars when ``H`` or ``n_outputs`` is 1.
-        ``ValueError`` if a shape disagrees or a value is not finite.
+        Sizes are read from ``W_input`` (V, G*H) and ``W_output`` (H, n_outputs);
+        biases may be scalars when their size is 1. ``ValueError`` if a name is
+        missing or unknown, a shape disagrees or a value is not finite.
         """
-        given = dict(zip(PARAM_NAMES, (W_state, W_input, b, W_output, b_output), strict=True))
-        arrays = {name: _finite_array(name, value) for name, value in given.items()}
-        for name in ("b", "b_output"):
-            arrays[name] = np.atleast_1d(arrays[name])
-        if arrays["W_input"].ndim != 2 or arrays["W_output"].ndim != 2:
-            raise ValueError("W_input and W_output must be 2-D: (n_inputs, H) and (H, n_outputs)")
-        n_inputs, n_hidden = arrays["W_input"].shape
-        model = cls(n_inputs, n_hidden, arrays["W_output"].shape[1], activation, output,
-                    seed=0, dtype=dtype)
-        for name, shape in model._params.shapes.items():
-            if arrays[name].shape != shape:
-                raise ValueError(f"{name} must have shape {shape}, got {arrays[name].shape}")
-            model._params[name][...] = arrays[name]
+        arrays = {name: finite_array(name, value) for name, value in parameters.items()}
+        for name in ("W_input", "W_output"):
+            if name not in arrays or arrays[name].ndim != 2:
+                raise ValueError(f"{name} must be given as a 2-D array: W_input (n_inputs, "
+                                 "G*H) and W_output (H, n_outputs)")
+        (n_inputs, _), (n_hidden, n_outputs) = arrays["W_input"].shape, arrays["W_output"].shape
+        model = cls.__new__(cls)
+        RNN.__init__(model, n_inputs, n_hidden, n_outputs, cell, activation=activation,
+                     output=output, seed=0, dtype=dtype)
+        shapes = model._params.shapes
+        unknown, missing = sorted(set(arrays) - set(shapes)), sorted(set(shapes) - set(arrays))
+        if unknown or missing:
+            raise ValueError(f"the {cell!r} cell's parameters are {list(shapes)}; missing "
+                             f"{missing}, unknown {unknown}")
+        for name, shape in shapes.items():
+            value = arrays[name] if len(shape) > 1 else np.atleast_1d(arrays[name])
+            if value.shape != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
+            model._params[name][...] = value
         return model
 
-    # ------------------------------------------------------------------ sizes
+    # ------------------------------------------------------------------ description
+
+    @property
+    def cell(self) -> str:
+        """The cell's name, a key of :data:`CELLS`."""
+        return self._cell.name
+
+    @property
+    def activation(self) -> str:
+        """The cell's nonlinearity ("tanh" or, for the Elman cell, "linear")."""
+        return self._cell.activation
 
     @property
     def n_inputs(self) -> int:
         """Input size ``V``."""
-        return self._params.shapes["W_input"][0]
+        return self._cell.n_inputs
 
     @property
     def n_hidden(self) -> int:
         """State size ``H``."""
-        return self._params.shapes["W_state"][0]
+        return self._cell.n_hidden
 
     @property
     def n_outputs(self) -> int:
@@ -180,167 +204,171 @@ class ElmanRNN:
         """Precision of the parameters and the arithmetic."""
         return self._params.flat.dtype
 
+    @property
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Every parameter by name, as read-only copies: the cell's (``W_state``,
+        ``W_input``, ``b``, and the GRU's ``b_state``), then ``W_output``, ``b_output``."""
+        return {name: readonly_copy(self._params[name]) for name in self._params.shapes}
+
     def __repr__(self) -> str:
-        return (f"ElmanRNN(n_inputs={self.n_inputs}, n_hidden={self.n_hidden}, "
-                f"n_outputs={self.n_outputs}, activation={self.activation!r}, "
+        return (f"{type(self).__name__}(n_inputs={self.n_inputs}, n_hidden={self.n_hidden}, "
+                f"n_outputs={self.n_outputs}, {self._describe()}activation={self.activation!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name}, task={self.task!r})")
 
-    # ------------------------------------------------------------------ forward
-
-    @_single_threaded
-    def forward(self, inputs, state0=None) -> ForwardResult:
-        """Run the cell over ``inputs`` as given, step ``t`` reading ``x_t`` (no shift).
-
-        Parameters
-        ----------
-        inputs : array_like
-            Integer symbols, shape (B, T) or (T,), read as one-hot vectors of size
-            ``n_inputs``; or real inputs (any float dtype), shape (B, T, n_inputs)
-            or (T, n_inputs). The dtype decides which: ``[[1.0], [2.0]]`` is one
-            sequence of two real inputs.
-        state0 : array_like, shape (H,) or (B, H), optional
-            Initial state; zero when omitted.
-
-        Returns
-        -------
-        ForwardResult
-            Per-step pre-activations, states and raw outputs, with the rank of
-            the input (a single sequence gives (T, H) and (T, n_outputs)).
-        """
-        drive_tm, single = self._drive(inputs)
-        return self._forward_drive(drive_tm, single, state0)
-
-    def _forward_drive(self, drive_tm: np.ndarray, single: bool, state0) -> ForwardResult:
-        """:meth:`forward` from the time-major drive ``x_t @ W_input + b``, (T, B, H)."""
-        length, n_seq, _ = drive_tm.shape
-        states = np.empty((length + 1, n_seq, self.n_hidden), self.dtype)
-        states[0] = self._initial_state(state0, n_seq)
-        run_recurrence(drive_tm, self._params["W_state"], states, self.activation,
-                       np.empty_like(states[0]))
-        outputs = states[1:] @ self._params["W_output"] + self._params["b_output"]
-        result = [np.ascontiguousarray(a.transpose(1, 0, 2)) for a in
-                  (drive_tm, states[1:], outputs)]
-        return ForwardResult(*(a[0] if single else a for a in result))
-
-    def _drive(self, inputs) -> tuple[np.ndarray, bool]:
-        """``x_t @ W_input + b``, time-major (T, B, H), and whether one sequence was given."""
-        array = np.asarray(inputs)
-        if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
-            batch, single = as_symbol_batch(array, self.n_inputs, "inputs")
-            return self._symbol_drive(batch), single
-        if not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(f"inputs must be integer symbols or real numbers, got {array.dtype}")
-        if array.ndim not in (2, 3) or array.shape[-1] != self.n_inputs or array.size == 0:
-            raise ValueError(f"real inputs must have shape (T, {self.n_inputs}) or "
-                             f"(B, T, {self.n_inputs}), got {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError("inputs contain NaN or inf")
-        single = array.ndim == 2
-        batch = array[None] if single else array
-        drive = batch.transpose(1, 0, 2).astype(self.dtype) @ self._params["W_input"]
-        return drive + self._params["b"], single
-
-    def _symbol_drive(self, batch: np.ndarray) -> np.ndarray:
-        """The drive of a checked (B, T) symbol batch, time-major (T, B, H)."""
-        drive = np.empty((batch.shape[1], batch.shape[0], self.n_hidden), self.dtype)
-        gather_drive(self._params, batch.T, drive)
-        return drive
-
-    def _initial_state(self, state0, n_seq: int) -> np.ndarray:
-        if state0 is None:
-            return np.zeros((n_seq, self.n_hidden), self.dtype)
-        state = _finite_array("state0", state0)
-        if state.shape not in ((self.n_hidden,), (n_seq, self.n_hidden)):
-            raise ValueError(f"state0 must have shape ({self.n_hidden},) or "
-                             f"({n_seq}, {self.n_hidden}), got {state.shape}")
-        return np.broadcast_to(state, (n_seq, self.n_hidden))
+    def _describe(self) -> str:
+        return f"cell={self.cell!r}, "
 
     # ------------------------------------------------------------------ predictions
 
-    @_single_threaded
-    def hidden_states(self, symbols) -> np.ndarray:
-        """States after reading ``x_0..x_t`` from a zero state: (B, T, H) or (T, H)."""
-        batch, single = as_symbol_batch(symbols, self.n_inputs)
-        return self._forward_drive(self._symbol_drive(batch), single, None).states
-
-    @_single_threaded
-    def predict_proba(self, symbols) -> np.ndarray:
-        """Per-step probabilities with ``seqmodels.hmm``'s time alignment.
+    @single_threaded
+    def predictive(self, symbols, lengths=None) -> np.ndarray:
+        """The next-symbol forecast, as every forecaster in the package.
 
         Returns
         -------
-        numpy.ndarray, shape (B, T, n_outputs) or (T, n_outputs), in the model's dtype
-            ``task="next"``: ``[:, t]`` = P(x_t | x_0..x_{t-1}), step 0 from the
-            initial state alone. ``task="labels"``: ``[:, t]`` = P(z_t | x_0..x_t).
-        """
-        batch, single = self._symbol_batch(symbols)
-        probs = np.exp(self._log_proba(batch))
-        return probs[0] if single else probs
+        numpy.ndarray, shape (B, T, V) or (T, V), in the model's dtype
+            ``[:, t]`` = P(x_t | x_0..x_{t-1}); step 0 is read from the zero
+            initial state alone. NaN past each sequence's end.
 
-    @_single_threaded
-    def score(self, symbols, labels=None) -> float:
-        """Mean log-loss in nats per symbol: ``-mean log P(target_t | ...)``.
+        Raises
+        ------
+        ValueError
+            If the model decodes labels (``task="labels"``: use
+            :meth:`label_proba`), has no softmax output, or ``n_outputs`` differs
+            from ``n_inputs``.
+        """
+        self._require_task("next", "label_proba")
+        self._require_next_symbol_outputs()
+        return self._proba(symbols, lengths)
+
+    @single_threaded
+    def label_proba(self, symbols, lengths=None) -> np.ndarray:
+        """The supervised decoder's forecast of the hidden labels.
+
+        Returns
+        -------
+        numpy.ndarray, shape (B, T, K) or (T, K), in the model's dtype
+            ``[:, t]`` = P(z_t | x_0..x_t). NaN past each sequence's end.
+
+        Raises
+        ------
+        ValueError
+            If the model was not fitted with labels (``task="next"``: use
+            :meth:`predictive`) or has no softmax output.
+        """
+        self._require_task("labels", "predictive")
+        return self._proba(symbols, lengths)
+
+    def predict_proba(self, symbols, lengths=None) -> np.ndarray:
+        """Deprecated: :meth:`predictive` (task "next") or :meth:`label_proba` ("labels").
+
+        In hmmlearn ``predict_proba`` means the smoothed state posterior; the
+        package's one forecaster name is ``predictive``.
+        """
+        replacement = "predictive" if self.task == "next" else "label_proba"
+        warnings.warn(f"predict_proba is deprecated: use {replacement}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(self, replacement)(symbols, lengths)
+
+    @single_threaded
+    def hidden_states(self, symbols, lengths=None) -> np.ndarray:
+        """States ``h`` after reading ``x_0..x_t`` from the zero state (the LSTM's h, not c).
+
+        Returns
+        -------
+        numpy.ndarray, shape (B, T, H) or (T, H)
+            NaN past each sequence's end.
+        """
+        batch = as_sequences(symbols, self.n_inputs, lengths=lengths)
+        states = out.hidden_states(self._cell, self._params, batch.symbols)
+        return _unbatched(batch, batch.fill_padding(states, np.nan))
+
+    @single_threaded
+    def score(self, symbols, labels=None, lengths=None) -> float:
+        """Mean log-loss, nats per symbol, over the existing steps: ``-mean log P(target_t|...)``.
 
         The targets are the symbols themselves for ``task="next"`` (``labels``
-        must then be omitted) and ``labels`` (same shape, in ``[0, n_outputs)``)
-        for ``task="labels"``.
+        must then be omitted) and ``labels`` (in ``[0, n_outputs)``, the same
+        lengths as ``symbols``) for ``task="labels"``.
         """
-        batch, _ = self._symbol_batch(symbols)
-        targets = self._targets(batch, labels, self.task)
-        return mean_log_loss(self._log_proba(batch), targets)
+        self._require_softmax()
+        batch = as_sequences(symbols, self.n_inputs, lengths=lengths)
+        targets = self._targets_of(self.task, batch, labels, lengths)
+        logp = out.log_proba(self._cell, self._params, self.task, batch.symbols)
+        return out.mean_log_loss(logp, targets, batch.mask() if batch.ragged else None)
 
-    def _symbol_batch(self, symbols) -> tuple[np.ndarray, bool]:
+    def _proba(self, symbols, lengths) -> np.ndarray:
+        self._require_softmax()
+        batch = as_sequences(symbols, self.n_inputs, lengths=lengths)
+        probs = np.exp(out.log_proba(self._cell, self._params, self.task, batch.symbols))
+        return _unbatched(batch, batch.fill_padding(probs, np.nan))
+
+    def _require_softmax(self) -> None:
         if self.output != "softmax":
             raise ValueError('probabilities need output="softmax", this model has "linear"')
-        return as_symbol_batch(symbols, self.n_inputs)
 
-    def _log_proba(self, batch: np.ndarray) -> np.ndarray:
-        return log_proba(self._params, self.activation, self.task, batch)
+    def _require_task(self, task: str, other_method: str) -> None:
+        if self.task != task:
+            raise ValueError(f"the model's task is {self.task!r}, not {task!r}: use "
+                             f"{other_method} (fit with labels for 'labels', without for 'next')")
 
-    def _targets(self, batch: np.ndarray, labels, task: str) -> np.ndarray:
-        """The targets of ``task`` for ``batch``; ValueError on a mismatch."""
+    def _require_next_symbol_outputs(self) -> None:
+        if self.n_outputs != self.n_inputs:
+            raise ValueError(f"next-symbol prediction needs n_outputs == n_inputs, got "
+                             f"{self.n_outputs} outputs for {self.n_inputs} inputs")
+
+    def _targets_of(self, task: str, batch: SymbolBatch, labels, lengths=None) -> np.ndarray:
+        """The targets of ``task`` for ``batch`` (B, T); ValueError on a mismatch."""
         if task == "next":
             if labels is not None:
                 raise ValueError('labels were given but the model predicts the next symbol '
                                  '(task="next"); fit it with labels first')
-            if self.n_outputs != self.n_inputs:
-                raise ValueError(f"next-symbol prediction needs n_outputs == n_inputs, got "
-                                 f"{self.n_outputs} outputs for {self.n_inputs} inputs")
-            return batch
+            self._require_next_symbol_outputs()
+            return batch.symbols
         if labels is None:
             raise ValueError('the model decodes labels (task="labels"): pass labels')
-        targets, _ = as_symbol_batch(labels, self.n_outputs, "labels")
-        if targets.shape != batch.shape:
-            raise ValueError(f"labels must have the shape of symbols {batch.shape}, "
-                             f"got {targets.shape}")
-        return targets
+        targets = as_sequences(labels, self.n_outputs, "labels", lengths=lengths)
+        if targets.symbols.shape[0] != batch.symbols.shape[0]:
+            raise ValueError(f"labels must have the shape of symbols: {targets.symbols.shape[0]}"
+                             f" sequence(s) of labels for {batch.symbols.shape[0]} of symbols")
+        differ = np.flatnonzero(targets.lengths != batch.lengths)
+        if differ.size:
+            b = int(differ[0])
+            raise ValueError(f"labels must have the shape of symbols: sequence {b} has "
+                             f"{targets.lengths[b]} labels for {batch.lengths[b]} symbols")
+        return targets.symbols
 
     # ------------------------------------------------------------------ training
 
-    @_single_threaded
-    def fit(self, symbols, labels=None, *, epochs: int = 20, batch_size: int = 32,
+    @single_threaded
+    def fit(self, symbols, labels=None, *, lengths=None, epochs: int = 20, batch_size: int = 32,
             lr: float = 1e-2, clip: float | None = 5.0, bptt: int | None = None,
-            validation: float = 0.1, patience: int | None = 5, seed: Seed = None,
-            progress: bool = True) -> ElmanRNN:
+            validation: float = 0.1, patience: int | None = 5,
+            schedule: Sequence[float] | None = None, seed: Seed = None,
+            progress: bool = True) -> RNN:
         """Train by backpropagation through time with Adam, from the current parameters.
 
         Parameters
         ----------
-        symbols : array_like of int, shape (B, T) or (T,)
-            Training sequences in ``[0, n_inputs)``.
-        labels : array_like of int, shape of ``symbols``, optional
-            Hidden labels in ``[0, n_outputs)``. Without them the task is
-            next-symbol prediction (``task="next"``: output ``t`` reads the state
-            after ``x_0..x_{t-1}``, the zero initial state for ``t = 0``, i.e. the
-            inputs shifted right by one step, and its target is ``x_t``); with
-            them it is decoding (``task="labels"``: output ``t`` reads the state
-            after ``x_0..x_t``, target ``z_t``).
+        symbols : array_like of int
+            Training sequences in ``[0, n_inputs)``, in any layout of the class
+            notes; sequences of different lengths are padded and masked.
+        labels : array_like of int, optional
+            Hidden labels in ``[0, n_outputs)``, in the layout of ``symbols``.
+            Without them the task is next-symbol prediction (``task="next"``:
+            output ``t`` reads the state after ``x_0..x_{t-1}``, the zero initial
+            state for ``t = 0``, and its target is ``x_t``); with them it is
+            decoding (``task="labels"``: output ``t`` reads the state after
+            ``x_0..x_t``, target ``z_t``).
+        lengths : array_like of int, optional
+            hmmlearn's layout: ``symbols`` (and ``labels``) concatenated, shape
+            (N,) or (N, 1), and the sequences' lengths.
         epochs : int, default 20
-            Passes over the training sequences.
+            Most passes over the training sequences, all stages together.
         batch_size : int, default 32
             Whole sequences per mini-batch.
         lr : float, default 1e-2
-            Adam's step size (betas 0.9, 0.999, eps 1e-8).
+            Adam's step size (betas 0.9, 0.999, eps 1e-8) in the first stage.
         clip : float or None, default 5.0
             Largest Euclidean norm of the full gradient; None turns clipping off.
         bptt : int or None, default None
@@ -348,11 +376,16 @@ class ElmanRNN:
             windows of ``k`` steps; the state carries over between windows,
             gradients stop at their borders, each window is one update.
         validation : float, default 0.1
-            Fraction of sequences (at least one) held out for early stopping;
-            0 watches the training loss instead.
+            Fraction of sequences (at least one) held out and watched for early
+            stopping; 0 watches the epoch's training loss instead.
         patience : int or None, default 5
-            Stop after this many epochs without a better watched loss; None
-            never stops early. The best parameters seen are restored either way.
+            A stage ends after this many epochs without a better watched loss;
+            None never ends one (and allows no ``schedule``).
+        schedule : sequence of float, optional
+            The learning rates of the stages after the first. When a stage ends
+            the best parameters so far are restored and training goes on at the
+            next rate with fresh Adam moments; after the last stage it stops.
+            ``lr=0.01, schedule=(0.002,)`` is the two-stage drop.
         seed : int, numpy.random.Generator or None
             The validation split and the batch order.
         progress : bool, default True
@@ -360,44 +393,57 @@ class ElmanRNN:
 
         Returns
         -------
-        ElmanRNN
-            ``self``, with ``task``, ``history`` and ``validation_rows`` set.
+        RNN
+            ``self``, with ``task``, ``history`` and ``validation_rows`` set and the
+            best parameters seen (the starting ones count).
 
         Raises
         ------
         ValueError
-            On bad symbols, labels or settings.
+            On bad symbols, labels or settings (a non-positive rate in
+            ``schedule`` is named by its index).
         TrainingDivergedError
-            (a ``ValueError`` and a ``RuntimeError``) when the loss or gradient
-            becomes NaN or inf; the best parameters so far are kept.
+            (a ``ValueError`` and a ``RuntimeError``) when a window's loss or
+            gradient turns NaN or inf, or the epoch's mean training loss so far
+            or the validation loss grows past ``2 * start + 1`` nats (``start``:
+            the starting parameters' watched loss); the best parameters so far
+            are kept.
+        KeyboardInterrupt
+            Re-raised after restoring the best parameters; ``history`` holds the
+            finished epochs.
         """
-        if self.output != "softmax":
-            raise ValueError('fit needs output="softmax" (categorical targets)')
-        batch, _ = as_symbol_batch(symbols, self.n_inputs)
+        self._require_softmax()
+        batch = as_sequences(symbols, self.n_inputs, lengths=lengths)
         task = "next" if labels is None else "labels"
-        targets = self._targets(batch, labels, task)
-        settings = _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience,
-                                 progress)
+        targets = self._targets_of(task, batch, labels, lengths)
+        settings = FitSettings.checked(epochs, batch_size, lr, clip, bptt, validation, patience,
+                                       schedule, progress)
         rng = as_generator(seed)  # before any change to the model: a bad seed changes nothing
-        self.validation_rows = split_validation(batch.shape[0], settings.validation, rng)[1]
-        self.task = task
+        validation_rows = split_validation(batch.symbols.shape[0], settings.validation, rng)[1]
+        self.validation_rows, self.task = validation_rows, task
+        records: list = []
         try:
-            self.history = train(self._params, self.activation, task, batch, targets, settings,
-                                 self.validation_rows, rng)
+            train(self._cell, self._params, task,
+                  Sequences(batch.symbols, targets, batch.lengths), settings, validation_rows,
+                  rng, records)
         except TrainingDivergedError as err:
-            self.history = err.history
+            err.history = history_frame(records)
             raise
+        finally:
+            self.history = history_frame(records)
         return self
 
     # ------------------------------------------------------------------ generation
 
-    @_single_threaded
-    def sample(self, n_sequences: int, length: int, seed: Seed = None) -> np.ndarray:
+    @single_threaded
+    def sample(self, n_sequences: int, length: int, seed: Seed = None,
+               temperature: float = 1.0) -> np.ndarray:
         """Generate sequences by feeding each drawn symbol back in.
 
-        ``x_t`` is drawn from ``predict_proba``'s distribution at step ``t``
-        (``softmax(state_{t-1} @ W_output + b_output)``, zero initial state),
-        for all sequences at once.
+        ``x_t`` is drawn from ``softmax(logits_t / temperature)`` with
+        ``logits_t = h_{t-1} @ W_output + b_output`` (zero initial state): at
+        ``temperature=1`` the distribution of :meth:`predictive`, lower is
+        greedier, higher flatter. All sequences step together.
 
         Returns
         -------
@@ -405,76 +451,114 @@ class ElmanRNN:
         """
         n_sequences = check_count("n_sequences", n_sequences)
         length = check_count("length", length)
+        temperature = positive_real("temperature", temperature)
         if self.output != "softmax" or self.task != "next":
             raise ValueError('sampling needs a next-symbol model (output="softmax", task="next")')
-        if self.n_outputs != self.n_inputs:
-            raise ValueError("sampling needs n_outputs == n_inputs")
+        self._require_next_symbol_outputs()
+        # The uniforms, the drawn symbols and their transposed copy: 8 bytes each per step.
+        check_memory(3.0 * 8 * n_sequences * length,
+                     f"n_sequences={n_sequences} x length={length}")
         rng = as_generator(seed)
         uniforms = rng.random((length, n_sequences, 1))
-        params = self._params
-        table = input_table(params)
-        state = np.zeros((n_sequences, self.n_hidden), self.dtype)
+        params, cell = self._params, self._cell
+        table = cell.input_table(params)
+        ws = cell.workspace(1, n_sequences, self.dtype)
+        cell.set_state(ws, cell.zero_state(n_sequences, self.dtype))
+        h = ws.h[0]
         drawn = np.empty((length, n_sequences), np.int64)
         for t in range(length):
-            logits = state @ params["W_output"] + params["b_output"]
+            logits = h @ params["W_output"] + params["b_output"]
+            if temperature != 1.0:
+                logits /= temperature
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             cdf = np.cumsum(probs, axis=1)
             cdf /= cdf[:, -1:]
             # Inverse CDF: the symbol is the number of CDF entries at or below u < 1.
             drawn[t] = np.count_nonzero(cdf <= uniforms[t], axis=1)
-            state = state @ params["W_state"] + table[drawn[t]]
-            if self.activation == "tanh":
-                np.tanh(state, out=state)
+            np.take(table, drawn[t], axis=1, out=ws.drive[:, 0])
+            h = cell.step(params, ws)
         return drawn.T.copy()
 
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | os.PathLike) -> os.PathLike:
-        """Save parameters, settings, task and history (.npz + JSON, atomic); return the path."""
-        arrays = {name: self._params[name] for name in PARAM_NAMES}
+        """Save cell, parameters, settings, task, history (.npz + JSON, atomic); return the path."""
+        arrays = {name: self._params[name] for name in self._params.shapes}
         arrays["validation_rows"] = self.validation_rows
         history = {column: self.history[column].tolist() for column in HISTORY_COLUMNS}
-        metadata = {"activation": self.activation, "output": self.output,
+        metadata = {"cell": self.cell, "activation": self.activation, "output": self.output,
                     "dtype": self.dtype.name, "task": self.task, "history": history}
-        return save_npz(path, "ElmanRNN", arrays, metadata)
+        return save_npz(path, FILE_KIND, arrays, metadata)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> ElmanRNN:
-        """Load a model written by :meth:`save`; ``ValueError`` if the file is not one."""
-        arrays, meta = load_npz(path, "ElmanRNN", PARAM_NAMES)
+    def load(cls, path: str | os.PathLike) -> RNN:
+        """Load a model written by :meth:`save` (any cell), or by ``ElmanRNN.save``
+        before cells could be chosen. ``ValueError`` if the file is not one."""
+        arrays, meta = _read_model_file(path)
+        cell = meta.get("cell")
+        if cls.only_cell not in (None, cell):
+            raise ValueError(f"{path} holds a {cell!r} RNN, not an {cls.__name__}: load it "
+                             "with RNN.load")
         try:
-            model = cls.from_params(*(arrays[name] for name in PARAM_NAMES),
-                                    activation=meta["activation"], output=meta["output"],
-                                    dtype=meta["dtype"])
+            parameters = {name: value for name, value in arrays.items()
+                          if name != "validation_rows"}
+            model = cls.from_parameters(parameters, cell,
+                                        activation=meta["activation"], output=meta["output"],
+                                        dtype=meta["dtype"])
             model.task = _choice("task", meta["task"], TASKS)
             model.history = history_frame(meta["history"])
             model.validation_rows = np.asarray(arrays.get("validation_rows", np.arange(0)),
                                                dtype=np.int64)
         except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{path} is a corrupt ElmanRNN: {err}") from None
+            raise ValueError(f"{path} is a corrupt {FILE_KIND}: {err}") from None
         return model
+
+
+def _read_model_file(path) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and metadata of a saved model; files of the legacy kind get ``cell="elman"``."""
+    try:
+        return load_npz(path, FILE_KIND, ())
+    except ValueError as error:
+        try:
+            arrays, meta = load_npz(path, LEGACY_KIND, ())
+        except ValueError:
+            raise error from None
+        return arrays, {**meta, "cell": "elman"}
 
 
 # ---------------------------------------------------------------------- argument checks
 
 
+def _unbatched(batch: SymbolBatch, per_step: np.ndarray) -> np.ndarray:
+    return per_step[0] if batch.single else per_step
+
+
+def readonly_copy(array: np.ndarray) -> np.ndarray:
+    value = array.copy()
+    value.setflags(write=False)
+    return value
+
+
 def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
 
 
 def _float_dtype(dtype) -> np.dtype:
+    """float32 or float64; anything else (including None, which NumPy reads as float64,
+    and names NumPy does not know) is a ValueError."""
     try:
-        resolved = np.dtype(dtype)
+        resolved = None if dtype is None else np.dtype(dtype)
     except TypeError:
         resolved = None
-    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # Test by name: a dtype compares equal to None (np.dtype(None) is float64).
+    if resolved is None or resolved.name not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     return resolved
 
 
-def _finite_array(name: str, value) -> np.ndarray:
+def finite_array(name: str, value) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -482,28 +566,3 @@ def _finite_array(name: str, value) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or inf")
     return array
-
-
-def _positive(name: str, value, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    number = check_real(name, value)
-    if not 0.0 < number < np.inf:  # NaN fails too
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return number
-
-
-def _fit_settings(epochs, batch_size, lr, clip, bptt, validation, patience,
-                  progress) -> FitSettings:
-    if not 0.0 <= check_real("validation", validation) < 1.0:
-        raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
-    return FitSettings(
-        epochs=check_count("epochs", epochs),
-        batch_size=check_count("batch_size", batch_size),
-        lr=_positive("lr", lr),
-        clip=_positive("clip", clip, allow_none=True),
-        bptt=None if bptt is None else check_count("bptt", bptt),
-        validation=float(validation),
-        patience=None if patience is None else check_count("patience", patience),
-        progress=bool(progress),
-    )
