@@ -76,6 +76,10 @@ class ComparisonConfig:
         Mini-batch size (whole sequences), Adam step size, gradient-norm clip,
         early-stopping patience (epochs) and truncated-BPTT window (steps; None
         for full BPTT) of every RNN.
+    rnn_schedule : tuple of float
+        The learning rates of the training stages after the first (``rnn_lr``):
+        when the validation loss has not improved for ``rnn_patience`` epochs the
+        best parameters come back and training goes on at the next rate.
     rnn_validation : float
         Fraction of training sequences held out for early stopping.
     rnn_dtype : {"float32", "float64"}
@@ -89,26 +93,27 @@ class ComparisonConfig:
     """
 
     preset: str = "loaded_dice"
-    n_train: int = 800
+    n_train: int = 1600
     n_test: int = 100
     length: int = 500
-    hidden: int = 32
+    hidden: int = 48
     cells: tuple[str, ...] = ("elman",)
-    epochs: int = 30
-    restarts: int = 10
-    em_finalists: int = 3
+    epochs: int = 80
+    restarts: int = 4
+    em_finalists: int = 2
     em_states: int | None = None
     seed: int = 0
-    decoder_epochs: int = 20
+    decoder_epochs: int = 10
     rnn_batch_size: int = 40
     rnn_lr: float = 0.01
+    rnn_schedule: tuple[float, ...] = (0.002, 0.0005)
     rnn_clip: float = 5.0
-    rnn_patience: int = 10
+    rnn_patience: int = 4
     rnn_bptt: int | None = 100
     rnn_validation: float = 0.1
     rnn_dtype: str = "float32"
     implied_sequences: int = 200
-    implied_restarts: int = 4
+    implied_restarts: int = 2
     implied_length: int = 500
     trace_steps: int = 200
 
@@ -118,6 +123,7 @@ class ComparisonConfig:
                 f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
             )
         object.__setattr__(self, "cells", _check_cells(self.cells))
+        object.__setattr__(self, "rnn_schedule", _check_rates(self.rnn_schedule))
         for name in _COUNTS:
             check_count(name, getattr(self, name))
         for name in ("length", "implied_length"):  # (B, 1) would read as hmmlearn's layout
@@ -190,7 +196,7 @@ class ComparisonConfig:
     def to_dict(self) -> dict:
         """The settings as a JSON-ready dict (``from_dict`` inverts it)."""
         settings = dataclasses.asdict(self)
-        settings["cells"] = list(self.cells)
+        settings["cells"], settings["rnn_schedule"] = list(self.cells), list(self.rnn_schedule)
         return settings
 
     @classmethod
@@ -204,6 +210,20 @@ class ComparisonConfig:
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
         return cls(**settings)
+
+
+def _check_rates(rates) -> tuple[float, ...]:
+    """``rates`` as a tuple of positive finite learning rates (possibly empty)."""
+    try:
+        values = tuple(rates)
+    except TypeError:
+        raise ValueError(f"rnn_schedule must be a sequence of learning rates, got "
+                         f"{rates!r}") from None
+    for index, value in enumerate(values):
+        if not 0.0 < check_real(f"rnn_schedule[{index}]", value) < np.inf:
+            raise ValueError(f"rnn_schedule[{index}] must be a positive finite number, got "
+                             f"{value!r}")
+    return tuple(float(value) for value in values)
 
 
 def _check_cells(cells) -> tuple[str, ...]:

@@ -200,8 +200,9 @@ def _rnn_fit_settings(config: ComparisonConfig, epochs: int, data: TrainingData)
     # One fit seed for every RNN: the same validation split and batch order, so
     # the cells' learning curves are measured on the same sequences.
     return dict(epochs=epochs, batch_size=config.rnn_batch_size, lr=config.rnn_lr,
-                clip=config.rnn_clip, bptt=config.rnn_bptt, validation=config.rnn_validation,
-                patience=config.rnn_patience, seed=data.rng("rnn_fit"), progress=data.progress)
+                schedule=config.rnn_schedule, clip=config.rnn_clip, bptt=config.rnn_bptt,
+                validation=config.rnn_validation, patience=config.rnn_patience,
+                seed=data.rng("rnn_fit"), progress=data.progress)
 
 
 def _fit_rnn(cell: str, data: TrainingData, fitted: Mapping[str, Fitted]) -> Fitted:
