@@ -19,6 +19,7 @@ preset, cell and size checks (and their messages) are the comparison's own.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -157,10 +158,8 @@ class SweepGrid:
         for axis in AXES:
             object.__setattr__(self, axis, _axis_values(axis, getattr(self, axis)))
         for axis in AXES:
-            field = "cells" if axis == "cell" else axis
             for value in getattr(self, axis):
-                dataclasses.replace(self.settings, **{field: (value,) if axis == "cell"
-                                                     else value})
+                _check_value(self.settings, axis, value)
 
     def states(self, preset: str) -> tuple[int, ...]:
         """The numbers of states the EM HMM is fitted with on ``preset``: the truth's first."""
@@ -205,16 +204,25 @@ class SweepGrid:
                    settings=ComparisonConfig.from_dict(merged))
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> SweepGrid:
-        """Read a grid from a TOML file with tables ``[grid]`` and ``[settings]``."""
+    def from_file(cls, path: str | Path) -> SweepGrid:
+        """A grid from a TOML file or a sweep's ``config.json``.
+
+        Both hold the tables ``grid`` (axis -> list of values) and ``settings``
+        (ComparisonConfig fields); see :meth:`from_dict`.
+        """
+        path = Path(path)
         try:
-            with open(path, "rb") as stream:
-                data = tomllib.load(stream)
+            data = path.read_bytes()
         except OSError as err:
-            raise ValueError(f"cannot read the sweep file {str(path)!r}: {err.strerror}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{str(path)!r} is not valid TOML: {err}") from None
-        return cls.from_dict(data)
+            raise ValueError(f"cannot read the sweep file {str(path)!r}: {err.strerror}") \
+                from None
+        try:
+            table = (json.loads(data) if path.suffix == ".json"
+                     else tomllib.loads(data.decode()))
+        except (ValueError, UnicodeDecodeError) as err:  # JSON and TOML errors are ValueErrors
+            kind = "JSON" if path.suffix == ".json" else "TOML"
+            raise ValueError(f"{str(path)!r} is not valid {kind}: {err}") from None
+        return cls.from_dict(table)
 
     def differences(self, other: SweepGrid) -> list[str]:
         """What differs from ``other``, one ``"name: this vs other"`` line each."""
@@ -236,6 +244,15 @@ def _axis_values(axis: str, values) -> tuple:
     if repeated:
         raise ValueError(f"{axis} repeats {', '.join(repeated)}")
     return values
+
+
+def _check_value(settings: ComparisonConfig, axis: str, value) -> None:
+    """Refuse ``value`` on ``axis`` if the comparison refuses it in a cell's config."""
+    field, setting = ("cells", (value,)) if axis == "cell" else (axis, value)
+    try:
+        dataclasses.replace(settings, **{field: setting})
+    except ValueError as err:
+        raise ValueError(f"{axis} value {value!r} refused: {err}") from None
 
 
 def _refuse_unknown(where: str, table, known: set[str]) -> None:

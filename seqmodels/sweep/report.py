@@ -75,9 +75,10 @@ def _curves_table(curves: pd.DataFrame) -> pd.DataFrame:
     return wide[list(dict.fromkeys(curves.curve))].reset_index()
 
 
-def _reach_lines(first: pd.DataFrame) -> list[str]:
+def reach_lines(rows: pd.DataFrame) -> list[str]:
+    """One sentence per RNN: the smallest n_train at which its excess reaches the EM HMM's."""
     lines = []
-    for row in first.itertuples(index=False):
+    for row in analysis.smallest_reaching(analysis.rnn_vs_em(rows)).itertuples(index=False):
         who = f"`{row.preset}`, {row.cell} RNN with {row.hidden} hidden units"
         if pd.isna(row.n_train):
             lines.append(f"- {who}: its excess stays more than {analysis.REACH_SE:g} standard "
@@ -147,9 +148,8 @@ def render_markdown(grid: SweepGrid, rows: pd.DataFrame, plots: bool = True,
               "Baum-Welch at the true number of states and each RNN.", "",
               *_figure("learning", "learning curves", plots), markdown_table(_curves_table(
                   curves)), ""]
-    lines += ["## When does the RNN reach the EM HMM?", "", *_reach_lines(
-        analysis.smallest_reaching(comparison)), "", markdown_table(_reach_table(comparison),
-                                                                    digits=3), ""]
+    lines += ["## When does the RNN reach the EM HMM?", "", *reach_lines(rows), "",
+              markdown_table(_reach_table(comparison), digits=3), ""]
     lines += ["## Capacity: hidden size", "", "Excess and the belief probe's held-out R^2 "
               "against the RNN's hidden units, at the largest n_train.", "",
               *_figure("capacity", "capacity curves", plots),

@@ -11,8 +11,8 @@ Why one CSV per cell: a cell's file appears whole or not at all (written to a
 temporary file and renamed), so a Ctrl-C or a killed process loses only the
 cells in flight and ``resume`` needs no log to replay; CSV because the rows
 are few, any tool reads them, and no extra dependency is needed. Floats are
-written with 17 significant digits (``repr``) and read back with pandas'
-round-trip parser, so a reloaded value is the same double.
+written with 17 significant digits and parsed back by Python's ``float``, so
+a reloaded value is the same double.
 """
 
 from __future__ import annotations
@@ -43,31 +43,15 @@ class SweepStore:
 
     @classmethod
     def open(cls, folder, grid: SweepGrid, resume: bool = False) -> SweepStore:
-        """Prepare ``folder`` for ``grid``: new, or (with ``resume``) the same grid's.
-
-        Raises
-        ------
-        ValueError
-            A :class:`~seqmodels._io.FileProblemError` when ``folder`` is a file,
-            holds other files (without ``resume``: any files), or holds a sweep
-            of another grid (naming each difference).
-        """
-        folder = check_path(folder, "out")
-        if folder.exists() and not folder.is_dir():
-            raise FileProblemError(f"{str(folder)!r} is a file, not a folder")
-        config = folder / CONFIG_FILE
-        if resume and config.exists():
-            _check_same_grid(config, grid)
-        elif folder.is_dir() and any(folder.iterdir()):
-            what = ("holds a sweep: resume it (--resume)" if config.exists()
-                    else "holds other files:")
-            raise FileProblemError(f"{str(folder)!r} {what} or choose a new folder")
+        """Prepare ``folder`` for ``grid`` (see :func:`check_folder`) and write ``config.json``."""
+        folder = check_folder(folder, grid, resume)
         try:
             (folder / CELLS_FOLDER).mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise FileProblemError(f"cannot create the sweep folder {str(folder)!r}: "
                                    f"{err.strerror}") from None
-        atomic_write_bytes(config, (json.dumps(grid.to_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(folder / CONFIG_FILE,
+                           (json.dumps(grid.to_dict(), indent=2) + "\n").encode())
         return cls(folder, grid)
 
     def path(self, point: GridCell) -> Path:
@@ -94,14 +78,38 @@ class SweepStore:
         return atomic_write_bytes(self.folder / RESULTS_FILE, _csv_bytes(self.results()))
 
 
+def check_folder(folder, grid: SweepGrid, resume: bool = False) -> Path:
+    """``folder`` as a Path if it can take ``grid``'s sweep: new or empty, or resumable.
+
+    Raises
+    ------
+    ValueError
+        A :class:`~seqmodels._io.FileProblemError` when ``folder`` is a file,
+        is not empty (without ``resume``), or holds a sweep of another grid
+        (with ``resume``; naming each difference).
+    """
+    folder = check_path(folder, "out")
+    if folder.exists() and not folder.is_dir():
+        raise FileProblemError(f"{str(folder)!r} is a file, not a folder")
+    config = folder / CONFIG_FILE
+    if resume and config.exists():
+        _check_same_grid(config, grid)
+    elif folder.is_dir() and any(folder.iterdir()):
+        what = ("holds a sweep: resume it (--resume)" if config.exists()
+                else "holds other files:")
+        raise FileProblemError(f"{str(folder)!r} {what} or choose a new folder")
+    return folder
+
+
 def read_rows(path: str | Path) -> pd.DataFrame:
     """Sweep rows from a CSV written by the store, with their column types and exact floats."""
-    frame = pd.read_csv(path, float_precision="round_trip", keep_default_na=False,
+    frame = pd.read_csv(path, dtype={"value": str}, keep_default_na=False,
                         na_values={"hidden": [""], "em_states": [""], "cell": [""]})
     missing = [name for name in COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"{str(path)!r} is not a sweep results file: missing columns {missing}")
-    return tidy_types(frame[list(COLUMNS)])
+    # Python's float() rounds correctly; pandas' own parser does not always (before 3.0).
+    return tidy_types(frame[list(COLUMNS)].assign(value=frame.value.map(float)))
 
 
 def load_results(folder: str | Path) -> tuple[SweepGrid, pd.DataFrame]:
