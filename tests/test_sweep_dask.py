@@ -18,6 +18,7 @@ from test_sweep import TINY, deterministic
 
 from seqmodels.compare.executors import InlineExecutor
 from seqmodels.sweep import dask_engine, run_sweep
+from seqmodels.sweep.engines import local_cluster
 
 distributed = pytest.importorskip("distributed")
 
@@ -53,9 +54,7 @@ def processing_task(scheduler, deadline: float) -> tuple[str, str]:
 
 def test_a_worker_killed_mid_cell_is_survived_and_its_cell_rerun(tmp_path):
     expected = run_sweep(SLOW, tmp_path / "inline", executor=InlineExecutor(), progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
         outcome: dict = {}
 
         def sweep() -> None:

@@ -1,7 +1,7 @@
 """Where a sweep's cells run: a ``concurrent.futures.Executor`` from one of two engines.
 
-- :func:`local_engine`: ``n_workers`` local processes (``"spawn"``), or this
-  process alone for one worker.
+- :func:`local_engine`: ``n_workers`` local processes (``"spawn"``,
+  :func:`process_engine`), or this process alone for one worker.
 - :func:`dask_engine`: a Dask ``distributed`` cluster, running at an address
   or started here as a ``LocalCluster`` on 127.0.0.1 and closed on exit.
 
@@ -53,18 +53,24 @@ def worker_environment() -> Iterator[None]:
 
 
 @contextmanager
-def local_engine(n_workers: int) -> Iterator[Executor]:
-    """``n_workers`` worker processes, closed when the block ends; 1 runs cells in this process.
+def process_engine(n_workers: int) -> Iterator[Executor]:
+    """``n_workers`` "spawn" worker processes with :data:`WORKER_ENVIRONMENT`, closed at the end.
 
     On an error or a Ctrl-C the workers are terminated at once
     (:func:`~seqmodels.compare.executors.process_pool`); cells that finished
     are already on disk.
     """
-    n_workers = check_count("workers", n_workers)
-    if n_workers == 1:
+    with worker_environment(), process_pool(check_count("workers", n_workers)) as pool:
+        yield pool
+
+
+@contextmanager
+def local_engine(n_workers: int) -> Iterator[Executor]:
+    """The default engine: :func:`process_engine`, or this process alone for one worker."""
+    if check_count("workers", n_workers) == 1:
         yield InlineExecutor()
         return
-    with worker_environment(), process_pool(n_workers) as pool:
+    with process_engine(n_workers) as pool:
         yield pool
 
 
@@ -95,17 +101,33 @@ def dask_engine(scheduler: str | None = None, local_workers: int | None = None,
     if (scheduler is None) == (local_workers is None):
         raise ValueError("dask_engine needs exactly one of scheduler (an address) and "
                          f"local_workers (a count), got {scheduler!r} and {local_workers!r}")
+    distributed = _distributed()
+    with ExitStack() as stack:
+        if local_workers is not None:
+            scheduler = stack.enter_context(local_cluster(local_workers))
+        client = stack.enter_context(distributed.Client(scheduler))
+        # pure=False: every submission runs, even one equal to an earlier call.
+        yield client.get_executor(pure=False)
+
+
+def local_cluster(n_workers: int):
+    """A Dask ``LocalCluster`` of ``n_workers`` single-threaded worker processes on 127.0.0.1.
+
+    Everything listens on the loopback address only (the scheduler's HTTP
+    server on a free port, no dashboard); workers get :data:`WORKER_ENVIRONMENT`.
+    Use it as a context manager: it closes its workers at the end.
+    """
+    return _distributed().LocalCluster(
+        n_workers=check_count("dask_local", n_workers), threads_per_worker=1, processes=True,
+        host="127.0.0.1", dashboard_address=None, env=WORKER_ENVIRONMENT,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.WARNING)
+
+
+def _distributed():
     try:
-        from distributed import Client, LocalCluster
+        import distributed
     except ImportError:
         raise ValueError("the Dask engine needs dask.distributed: pip install "
                          "'seqmodels[dask]'") from None
-    with ExitStack() as stack:
-        if local_workers is not None:
-            local_workers = check_count("dask_local", local_workers)
-            scheduler = stack.enter_context(LocalCluster(
-                n_workers=local_workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None, env=WORKER_ENVIRONMENT,
-                silence_logs=logging.WARNING))
-        client = stack.enter_context(Client(scheduler))
-        yield client.get_executor()
+    return distributed
