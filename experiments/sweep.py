@@ -27,7 +27,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from seqmodels._io import FileProblemError
-from seqmodels.sweep import SweepError, SweepGrid, dask_engine, local_engine, run_sweep
+from seqmodels.sweep import (
+    SweepError,
+    SweepGrid,
+    dask_engine,
+    load_results,
+    local_engine,
+    run_sweep,
+)
 from seqmodels.sweep.engines import default_workers
 from seqmodels.sweep.grid import AXES
 from seqmodels.sweep.report import reach_lines, write_sweep_report
@@ -151,23 +158,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     out = Path(args.out)
+    failed = None
     try:
         with ExitStack() as stack:
-            rows = run_sweep(grid, out, executor=open_engine(args, stack), resume=args.resume,
-                             progress=not args.quiet)
+            run_sweep(grid, out, executor=open_engine(args, stack), resume=args.resume,
+                      progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished cells are in {str(out)!r}; run the same command "
               "with --resume to finish", file=sys.stderr)
         return 130
-    except (SweepError, FileProblemError) as err:
+    except FileProblemError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except SweepError as err:  # the other cells are stored: report them
+        failed = err
     seconds = time.perf_counter() - start
     note = (f"This run took {seconds:.0f} s of wall time on {engine_description(args)}"
             + (" (resumed: cells stored before are not timed here)." if args.resume else "."))
+    rows = load_results(out)[1]
     report = write_sweep_report(out, grid, rows, plots=not args.no_plots, note=note)
     print("\n".join(reach_lines(rows)))
     print(f"\nreport: {report}; rows: {out / RESULTS_FILE} ({seconds:.1f} s)")
+    if failed is not None:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

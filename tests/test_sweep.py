@@ -37,7 +37,7 @@ from seqmodels.sweep import (
     run_sweep,
 )
 from seqmodels.sweep.cell import held_out_sample, hmm_parameters, run_cell, training_sample
-from seqmodels.sweep.report import FIGURES
+from seqmodels.sweep.report import FIGURES, figures, render_markdown
 from seqmodels.sweep.store import CELLS_FOLDER, RESULTS_FILE, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,6 +364,16 @@ def test_model_selection_marks_the_k_each_criterion_picks():
     # BIC above each seed's lowest: K=2 is (0, 0, 30), K=4 (10, 5, 0), K=6 (50, 60, 50).
     assert list(selection.delta_bic) == pytest.approx([10.0, 5.0, 160 / 3])
     assert (selection.true_K == 4).all()
+
+
+def test_a_report_of_some_cells_says_which_sections_lack_data(reference):
+    text = render_markdown(TINY, reference[reference.kind == "rnn"], plots=True)
+    assert "8 of 16 cells (incomplete: resume to finish)" in text
+    model_selection = text.split("## Model selection")[1].split("##")[0]
+    assert "No finished cell gives this section data yet." in model_selection
+    assert "capacity.png" in text and "model_selection.png" not in text
+    assert set(figures(reference[reference.kind == "rnn"])) == {
+        FIGURES["learning"], FIGURES["capacity"], FIGURES["seconds"]}
 
 
 # --------------------------------------------------------------------------- the command line

@@ -141,6 +141,8 @@ def model_selection(rows: pd.DataFrame) -> pd.DataFrame:
     keys = ["preset", "n_train", "em_states"]
     wide = over_seeds(em, [*keys, "metric"]).pivot(index=keys, columns="metric",
                                                    values=["mean", "se"])
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([["mean", "se"],
+                                                            ["excess", "delta_bic"]]))
     out = pd.DataFrame({name: wide[(stat, metric)] for name, stat, metric in (
         ("excess", "mean", "excess"), ("excess_se", "se", "excess"),
         ("delta_bic", "mean", "delta_bic"), ("delta_bic_se", "se", "delta_bic"))})

@@ -131,42 +131,51 @@ def _seconds_table(seconds: pd.DataFrame) -> pd.DataFrame:
     return groups.agg(cells="count", median="median", max="max", total="sum").reset_index()
 
 
-def _figure(name: str, alt: str, plots: bool) -> list[str]:
-    return [f"![{alt}]({FIGURES[name]})", ""] if plots else []
+def _part(title: str, intro: str, table: pd.DataFrame, figure: str | None, plots: bool,
+          digits: int = 4) -> list[str]:
+    """One section: title, text, figure link and table; a note instead when it has no rows."""
+    if table.empty:
+        return [f"## {title}", "", "No finished cell gives this section data yet.", ""]
+    link = [f"![{title}]({FIGURES[figure]})", ""] if plots and figure else []
+    return [f"## {title}", "", intro, "", *link, markdown_table(table, digits), ""]
+
+
+def _sources(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """What each figure draws (and each section tabulates), from the rows."""
+    curves = analysis.learning_curves(rows)
+    return {"learning": curves, "capacity": analysis.capacity(rows),
+            "em_curves": curves[curves.curve.str.startswith("EM")],
+            "comparison": analysis.rnn_vs_em(rows), "selection": analysis.model_selection(rows),
+            "seconds": analysis.cell_seconds(rows)}
 
 
 def render_markdown(grid: SweepGrid, rows: pd.DataFrame, plots: bool = True,
                     note: str = "") -> str:
-    """The text of ``sweep.md`` for ``grid`` and its stored ``rows``."""
-    curves = analysis.learning_curves(rows)
-    comparison = analysis.rnn_vs_em(rows)
-    selection = analysis.model_selection(rows)
-    seconds = analysis.cell_seconds(rows)
+    """The text of ``sweep.md`` for ``grid`` and its stored ``rows`` (complete or not)."""
+    data = _sources(rows)
+    selection, seconds = data["selection"], data["seconds"]
+    true_k = ", ".join(f"`{preset}` {k}" for preset, k in
+                       selection.groupby("preset").true_K.first().items())
     lines = _grid_section(grid, rows, note)
-    lines += ["## Learning curves", "", "Excess over the true model against the number of "
-              "training sequences, for the HMM fitted by counting (it sees the hidden states), "
-              "Baum-Welch at the true number of states and each RNN.", "",
-              *_figure("learning", "learning curves", plots), markdown_table(_curves_table(
-                  curves)), ""]
-    lines += ["## When does the RNN reach the EM HMM?", "", *reach_lines(rows), "",
-              markdown_table(_reach_table(comparison), digits=3), ""]
-    lines += ["## Capacity: hidden size", "", "Excess and the belief probe's held-out R^2 "
-              "against the RNN's hidden units, at the largest n_train.", "",
-              *_figure("capacity", "capacity curves", plots),
-              markdown_table(_capacity_table(analysis.capacity(rows))), ""]
-    lines += ["## Model selection over the EM HMM's number of states", "",
-              "Per training size, the K with the lowest mean held-out excess (the held-out "
-              "log-likelihood's choice: per seed they differ by the truth's log-loss) and the "
-              "one with the lowest mean BIC are **picked**; 'n/m seeds' counts the seeds whose "
-              "own values pick that K. BIC is shown minus the lowest BIC of the same seed. "
-              "Every preset's true K: "
-              + ", ".join(f"`{p}` {k}" for p, k in selection.groupby("preset").true_K.first()
-                          .items()) + ".", "", *_figure("selection", "model selection", plots),
-              markdown_table(_selection_table(selection, len(grid.seed))), ""]
-    lines += ["## Seconds per cell", "", f"Wall time of each cell in its worker; "
-              f"{seconds.seconds.sum():.0f} cell-seconds in all.", "",
-              *_figure("seconds", "seconds per cell", plots),
-              markdown_table(_seconds_table(seconds), digits=3), ""]
+    lines += _part("Learning curves", "Excess over the true model against the number of "
+                   "training sequences, for the HMM fitted by counting (it sees the hidden "
+                   "states), Baum-Welch at the true number of states and each RNN.",
+                   _curves_table(data["learning"]), "learning", plots)
+    lines += _part("When does the RNN reach the EM HMM?", "\n".join(reach_lines(rows)),
+                   _reach_table(data["comparison"]), None, plots, digits=3)
+    lines += _part("Capacity: hidden size", "Excess and the belief probe's held-out R^2 "
+                   "against the RNN's hidden units, at the largest n_train.",
+                   _capacity_table(data["capacity"]), "capacity", plots)
+    lines += _part("Model selection over the EM HMM's number of states",
+                   "Per training size, the K with the lowest mean held-out excess (the held-out "
+                   "log-likelihood's choice: per seed they differ by the truth's log-loss) and "
+                   "the one with the lowest mean BIC are **picked**; 'n/m seeds' counts the "
+                   "seeds whose own values pick that K. BIC is shown minus the lowest BIC of "
+                   f"the same seed. Every preset's true K: {true_k}.",
+                   _selection_table(selection, len(grid.seed)), "selection", plots)
+    lines += _part("Seconds per cell", f"Wall time of each cell in its worker; "
+                   f"{seconds.seconds.sum():.0f} cell-seconds in all.",
+                   _seconds_table(seconds), "seconds", plots, digits=3)
     lines += ["## Files", "", "`config.json` (the grid), `cells/*.csv` (each cell's rows), "
               "`results.csv` (all rows: kind, preset, n_train, hidden, cell, em_states, seed, "
               "model, metric, value), this file and its figures.", ""]
@@ -174,17 +183,18 @@ def render_markdown(grid: SweepGrid, rows: pd.DataFrame, plots: bool = True,
 
 
 def figures(rows: pd.DataFrame) -> dict[str, bytes]:
-    """The report's PNGs by file name."""
+    """The report's PNGs by file name; a figure without data is left out."""
     from seqmodels.sweep import figures as draw  # matplotlib only when drawing
 
-    curves = analysis.learning_curves(rows)
-    return {
-        FIGURES["learning"]: draw.learning_curves_png(curves),
-        FIGURES["capacity"]: draw.capacity_png(analysis.capacity(rows),
-                                               curves[curves.curve.str.startswith("EM")]),
-        FIGURES["selection"]: draw.model_selection_png(analysis.model_selection(rows)),
-        FIGURES["seconds"]: draw.seconds_png(analysis.cell_seconds(rows)),
+    data = _sources(rows)
+    drawings = {
+        "learning": lambda: draw.learning_curves_png(data["learning"]),
+        "capacity": lambda: draw.capacity_png(data["capacity"], data["em_curves"]),
+        "selection": lambda: draw.model_selection_png(data["selection"]),
+        "seconds": lambda: draw.seconds_png(data["seconds"]),
     }
+    return {FIGURES[name]: drawing() for name, drawing in drawings.items()
+            if not data[name].empty}
 
 
 def write_sweep_report(folder: str | os.PathLike, grid: SweepGrid, rows: pd.DataFrame,
