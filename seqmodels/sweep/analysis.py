@@ -89,8 +89,9 @@ def rnn_vs_em(rows: pd.DataFrame) -> pd.DataFrame:
 def smallest_reaching(comparison: pd.DataFrame) -> pd.DataFrame:
     """Per (preset, cell, hidden): the smallest n_train that reached EM, and whether all larger did.
 
-    Columns ``preset, cell, hidden, n_train`` (NA when none reached) and
-    ``stays`` (every larger size on the grid reached too).
+    Columns ``preset, cell, hidden, n_train`` (NA when none reached),
+    ``stays`` (every larger size on the grid reached too) and ``largest`` (the
+    largest n_train compared).
     """
     records = []
     for (preset, cell, hidden), part in comparison.groupby(["preset", "cell", "hidden"],
@@ -99,8 +100,9 @@ def smallest_reaching(comparison: pd.DataFrame) -> pd.DataFrame:
         reached = part.n_train[part.reached]
         first = int(reached.iloc[0]) if len(reached) else None
         stays = first is not None and bool(part.reached[part.n_train >= first].all())
-        records.append((preset, cell, hidden, first, stays))
-    out = pd.DataFrame(records, columns=["preset", "cell", "hidden", "n_train", "stays"])
+        records.append((preset, cell, hidden, first, stays, int(part.n_train.max())))
+    out = pd.DataFrame(records, columns=["preset", "cell", "hidden", "n_train", "stays",
+                                         "largest"])
     return out.astype({"n_train": "Int64"})
 
 

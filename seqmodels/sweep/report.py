@@ -81,8 +81,9 @@ def reach_lines(rows: pd.DataFrame) -> list[str]:
     for row in analysis.smallest_reaching(analysis.rnn_vs_em(rows)).itertuples(index=False):
         who = f"`{row.preset}`, {row.cell} RNN with {row.hidden} hidden units"
         if pd.isna(row.n_train):
-            lines.append(f"- {who}: its excess stays more than {analysis.REACH_SE:g} standard "
-                         "errors above the EM HMM's at every n_train of the grid.")
+            lines.append(f"- {who}: **no n_train of the grid** (up to {row.largest}) brings its "
+                         f"excess within {analysis.REACH_SE:g} standard errors of the EM "
+                         "HMM's.")
         else:
             after = ("and at every larger size" if row.stays
                      else "but not at every larger size")
