@@ -114,6 +114,8 @@ def model_selection_png(selection: pd.DataFrame) -> bytes:
             panel.axvline(int(part.true_K.iloc[0]), color="k", ls="--", lw=1)
             panel.set_xticks(sorted(set(int(k) for k in part.em_states)))
             panel.set_xlabel("EM states K (dashed: the truth's; star: picked)")
+        _excess_axis(axes[0, column], float((part.excess - part.excess_se).min()),
+                     axes[0, column].get_xlabel())
         axes[0, column].set_ylabel("held-out excess (nats/symbol)")
         axes[1, column].set_ylabel("BIC minus the seed's lowest (nats)")
         axes[1, column].set_yscale("symlog", linthresh=1.0)
