@@ -61,6 +61,8 @@ def start(stack: ExitStack, name: str, engine) -> tuple[Executor, float]:
 
 def report(name: str, one: list[float], two: list[float]) -> float:
     ratios = [a / b for a, b in zip(one, two, strict=True)]
+    print(f"{name}: per repeat, 1 worker " + " ".join(f"{s:.2f}" for s in one)
+          + " s; 2 workers " + " ".join(f"{s:.2f}" for s in two) + " s")
     print(f"{name}: 1 worker min {min(one):.2f} s, median {statistics.median(one):.2f} s; "
           f"2 workers min {min(two):.2f} s, median {statistics.median(two):.2f} s; "
           f"speedup {min(one) / min(two):.2f}x (min), {statistics.median(ratios):.2f}x "
