@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seqmodels.compare import run_on_samples
 from seqmodels.compare.executors import InlineExecutor
 from seqmodels.compare.models import MEASUREMENTS
 from seqmodels.sweep import (
@@ -37,6 +38,7 @@ from seqmodels.sweep import (
     run_sweep,
 )
 from seqmodels.sweep.cell import held_out_sample, hmm_parameters, run_cell, training_sample
+from seqmodels.sweep.presets import truth
 from seqmodels.sweep.report import FIGURES, figures, render_markdown
 from seqmodels.sweep.store import CELLS_FOLDER, RESULTS_FILE, read_rows
 
@@ -188,6 +190,21 @@ def test_a_cell_gives_tidy_rows_one_per_model_and_metric():
     assert em["bic"] == pytest.approx(-2 * em["train_log_likelihood"] + 43 * math.log(n_symbols),
                                       rel=1e-12)
     assert set(rows.model) == {"true", "counted_hmm", "em_hmm", "cell"}
+
+
+def test_run_on_samples_fits_only_the_models_named():
+    truth_hmm, names = truth("loaded_dice")
+    train = training_sample("loaded_dice", 0, 10, 40)
+    test = held_out_sample("loaded_dice", 0, 8, 40)
+    config = TINY.settings
+    result = run_on_samples(config, truth_hmm, train, test, names, executor=InlineExecutor(),
+                            models=["markov1", "iid"])
+    assert list(result.models) == ["iid", "markov1"]  # registry order
+    assert set(result.metrics.model) == {"iid", "markov1"}
+    assert result.belief_trace.empty and result.learning_references.empty
+    with pytest.raises(ValueError, match=r"models must name one or more of .*got \['rnn9'\]"):
+        run_on_samples(config, truth_hmm, train, test, names, executor=InlineExecutor(),
+                       models=["rnn9"])
 
 
 def test_a_cell_does_not_depend_on_the_process_state():
