@@ -1,10 +1,11 @@
-# Two commands: `make compare` runs the main job, `make test` runs the test suite.
+# Two commands: `make compare` runs the main job, `make test` runs the test suite
+# (`make sweep` runs the default sweep).
 # Each builds .venv first when it is missing or pyproject.toml changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: compare test bench seed-example clean
+.PHONY: compare sweep test bench seed-example clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,11 @@ $(VENV)/.installed: pyproject.toml
 
 compare: $(VENV)/.installed
 	$(BIN)/python experiments/compare.py $(ARGS)
+
+# The default learning-curve sweep; --resume continues (or just re-reports) the same grid
+# in reports/sweep, and refuses a changed one (remove the folder or pass --out).
+sweep: $(VENV)/.installed
+	$(BIN)/python experiments/sweep.py --resume $(ARGS)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -208,6 +208,8 @@ def _matrices_frame(hmms: dict[str, HMM]) -> pd.DataFrame:
 def _histories(fitted: dict[str, Fitted]) -> pd.DataFrame:
     frames = [fit.model.history.assign(model=name) for name, fit in fitted.items()
               if hasattr(fit.model, "history")]
+    if not frames:  # a run restricted to models without training histories
+        return pd.DataFrame(columns=["model"])
     frame = pd.concat(frames, ignore_index=True)
     return frame[["model", *[c for c in frame.columns if c != "model"]]]
 
@@ -215,11 +217,14 @@ def _histories(fitted: dict[str, Fitted]) -> pd.DataFrame:
 def _learning_references(fitted: dict[str, Fitted], rnn: str, train: TrainingData,
                          truth: HMM) -> pd.DataFrame:
     """Log-loss of the truth (and the EM HMM) on the RNNs' validation and training rows."""
+    if rnn not in fitted:
+        return pd.DataFrame(columns=["model", "rows", "log_loss"])
     validation = fitted[rnn].model.validation_rows
     rows = {"validation": validation,
             "training": np.setdiff1d(np.arange(train.symbols.shape[0]), validation)}
     records = []
-    for model, hmm in (("true", truth), ("em_hmm", fitted["em_hmm"].model)):
+    hmms = {"true": truth, **({"em_hmm": fitted["em_hmm"].model} if "em_hmm" in fitted else {})}
+    for model, hmm in hmms.items():
         for label, index in rows.items():
             if index.size and (model == "true" or label == "validation"):
                 symbols = train.symbols[index]
@@ -248,6 +253,27 @@ def _belief_points(heldout: HeldOut, probed: np.ndarray, n_points: int) -> pd.Da
                          "probed_belief": probed.reshape(true.shape)[rows].ravel()})
 
 
+def _probe_frames(heldout: HeldOut, entries: dict[str, ModelEntry],
+                  measured: dict[str, list[Measured]], rnn: str,
+                  steps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The belief trace and belief points of ``rnn``'s probe; empty when ``rnn`` was not run."""
+    if rnn not in entries:
+        return (pd.DataFrame(columns=["t", "state_thrown", "state", "true_belief",
+                                      "probed_belief"]),
+                pd.DataFrame(columns=["point", "state", "true_belief", "probed_belief"]))
+    probed = measured[rnn][entries[rnn].measurements.index("belief_probe")].beliefs
+    return (_belief_trace(heldout, probed, steps),
+            _belief_points(heldout, probed, BELIEF_POINTS))
+
+
+def _state_names(process, truth: HMM) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names of the truth's HMM states and of the process's own states (numbers for an HMM)."""
+    if not hasattr(process, "state_names"):
+        numbers = tuple(str(k) for k in range(truth.n_states))
+        return numbers, numbers
+    return tuple(process.state_names), tuple(original_state_names(process))
+
+
 def _step_losses(measured: dict[str, list[Measured]], process, length: int) -> pd.DataFrame:
     """Each predicting model's mean log-loss at step t, beside the exact h(t + 1) where it fits.
 
@@ -270,7 +296,7 @@ def _step_losses(measured: dict[str, list[Measured]], process, length: int) -> p
 def _restarts(fitted: dict[str, Fitted]) -> pd.DataFrame:
     frames = [fit.restarts.assign(fit=name) for name, fit in fitted.items()
               if fit.restarts is not None]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["fit"])
 
 
 def _check_config(config) -> ComparisonConfig:
@@ -283,6 +309,19 @@ def _check_config(config) -> ComparisonConfig:
             "ComparisonConfig.from_dict(settings)"
         )
     return config
+
+
+def _selected(entries: dict[str, ModelEntry],
+              models: Collection[str] | None) -> dict[str, ModelEntry]:
+    """The registry entries named in ``models`` (all when None), in registry order."""
+    if models is None:
+        return entries
+    if isinstance(models, str) or not all(isinstance(name, str) for name in models):
+        raise ValueError(f"models must be a collection of model names, got {models!r}")
+    unknown = sorted(set(models) - set(entries))
+    if unknown or not models:
+        raise ValueError(f"models must name one or more of {list(entries)}, got {sorted(models)}")
+    return {name: entry for name, entry in entries.items() if name in models}
 
 
 def _check_executor(executor) -> Executor | None:
@@ -344,9 +383,9 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
 
 def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, np.ndarray],
                    test: tuple[np.ndarray, np.ndarray], *, progress: bool = False,
-                   executor: Executor | None = None,
-                   clock: _Stopwatch | None = None) -> ComparisonResult:
-    """Fit and measure every registered model on samples already drawn.
+                   executor: Executor | None = None, clock: _Stopwatch | None = None,
+                   models: Collection[str] | None = None) -> ComparisonResult:
+    """Fit and measure every registered model (or those named) on samples already drawn.
 
     :func:`run_comparison` draws its samples and calls this; a sweep calls it
     directly, to train on nested prefixes of one sample and score on one
@@ -368,6 +407,11 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
         As in :func:`run_comparison`.
     clock : optional
         The stage timer to continue (internal).
+    models : collection of str, optional
+        Fit and measure only these registry entries (default all), so a sweep
+        cell fits what it reports. A fit that reads another model (an implied
+        HMM reads its RNN) needs that model named too. Frames fed by a model
+        left out (the belief trace, learning references) come back empty.
 
     Returns
     -------
@@ -377,7 +421,7 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
     clock = clock or _Stopwatch()
     truth = as_hmm(process)
     data = TrainingData(config, truth, *train, progress)
-    entries = registry(config, truth)
+    entries = _selected(registry(config, truth), models)
     with ExitStack() as stack:
         pool = executor if executor is not None else stack.enter_context(process_pool(1))
         fitted = _fit_all(entries, data, pool, clock)
@@ -387,7 +431,8 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
                           state_map(process)[test[0]], config.seed)
     measured = _measure_all(entries, fitted, heldout, clock)
     first_rnn = f"rnn_{config.cells[0]}"
-    probed = measured[first_rnn][entries[first_rnn].measurements.index("belief_probe")].beliefs
+    trace, points = _probe_frames(heldout, entries, measured, first_rnn, config.trace_steps)
+    names = _state_names(process, truth)
     return ComparisonResult(
         config=config, models=entries, metrics=_tidy(entries, measured),
         matrices=_matrices_frame({"true": truth, **{
@@ -395,11 +440,8 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
             if "matrices" in entry.measurements}}),
         learning_curve=_histories(fitted),
         learning_references=_learning_references(fitted, first_rnn, data, truth),
-        belief_trace=_belief_trace(heldout, probed, config.trace_steps),
-        belief_points=_belief_points(heldout, probed, BELIEF_POINTS),
+        belief_trace=trace, belief_points=points,
         step_losses=_step_losses(measured, process, test[1].shape[1]),
-        em_restarts=_restarts(fitted), timings=clock.frame(),
-        state_names=tuple(getattr(process, "state_names", range(truth.n_states))),
-        belief_state_names=tuple(original_state_names(process)) if hasattr(
-            process, "state_names") else tuple(map(str, range(truth.n_states))),
+        em_restarts=_restarts(fitted), timings=clock.frame(), state_names=names[0],
+        belief_state_names=names[1],
     )
