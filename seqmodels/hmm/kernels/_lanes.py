@@ -1,0 +1,74 @@
+"""Threads and lanes: how the kernels split a batch of sequences.
+
+A *lane group* is up to ``LANES`` sequences stepped side by side: per-step
+arrays are laid out ``(..., LANES)`` so that the loops over lanes are the
+innermost ones and vectorize, and the lanes' independent recursions hide each
+other's latency (one sequence alone is bound by the latency of its own chain
+of dependent multiply-adds). Groups are taken from the sequences sorted from
+longest to shortest, so the lanes still running at any step are a prefix of
+the group (:func:`running`). A *chunk* is the work of one thread: groups
+``chunk, chunk + n_chunks, ...``, round-robin so that long and short groups
+spread evenly, with scratch allocated once per chunk.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit
+
+#: Sequences stepped side by side in one thread. The likelihood pass measured
+#: slower with fewer than 64.
+LANES = 64
+
+
+class limit_threads:  # lower case: it reads as a call, limit_threads(1)
+    """Run numba's parallel kernels on at most ``n`` threads from this thread on.
+
+    ``limit_threads(1)`` alone keeps the limit; ``with limit_threads(1): ...``
+    restores the previous count on exit. The limit is per calling thread, as in
+    :func:`numba.set_num_threads`. Setting ``NUMBA_NUM_THREADS=1`` in a worker
+    process's environment before it imports numba does the same for the whole
+    process.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.previous = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+    def __enter__(self) -> limit_threads:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        numba.set_num_threads(self.previous)
+
+
+def lane_width(n_sequences: int) -> int:
+    """Lanes per group: ``LANES``, or fewer so that every thread gets a group."""
+    return max(1, min(LANES, -(-n_sequences // numba.get_num_threads())))
+
+
+def chunk_count(n_sequences: int) -> int:
+    """Chunks (one per thread at most) for :func:`lane_width`-wide groups of sequences."""
+    n_groups = -(-n_sequences // lane_width(n_sequences))
+    return max(1, min(n_groups, numba.get_num_threads()))
+
+
+def longest_first(lengths: np.ndarray) -> np.ndarray:
+    """Sequence indices (int64) from the longest to the shortest, ties in index order."""
+    return np.argsort(-lengths, kind="stable").astype(np.int64)
+
+
+@njit(cache=True)
+def group_lanes(order, width, group):
+    """The sequences of lane group ``group``: ``order[group * width:][:width]``."""
+    return order[group * width: min((group + 1) * width, order.shape[0])]
+
+
+@njit(cache=True)
+def running(lengths, lanes, step):
+    """How many lanes are still running at ``step``: a prefix, as ``lanes`` runs longest first."""
+    count = 0
+    while count < lanes.shape[0] and lengths[lanes[count]] > step:
+        count += 1
+    return count

@@ -1,0 +1,99 @@
+"""Viterbi in lanes: the most probable state paths, with hmmlearn's values and tie rules.
+
+:math:`\\delta_0 = \\log\\pi + \\log B_{\\cdot x_0}`, :math:`\\delta_t(j) = \\max_i
+[\\delta_{t-1}(i) + \\log A_{ij}] + \\log B_{j x_t}`: hmmlearn's operations in
+hmmlearn's order, so the lattice agrees bit for bit. A lane group's lattice is
+stored ``(T, K, W)`` (the max-plus loops over lanes vectorize); the backtrack
+recomputes each argmax from it (no back-pointer array), with hmmlearn's tie
+rules: the lowest tied state at the last step, the highest tied predecessor
+everywhere else. O(K^2) work per sequence-step, no K x K x B temporary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from seqmodels.hmm.kernels._lanes import group_lanes, running
+
+
+@njit(cache=True)
+def _lattice(log_start, log_trans_t, log_emission_t, symbols, lengths, lanes, lattice, best):
+    """:math:`\\delta_t(j)` of the group ``lanes`` into ``lattice[t, j, g]`` (``best``: scratch)."""
+    n_states = log_start.shape[0]
+    for t in range(lengths[lanes[0]]):
+        n_run = running(lengths, lanes, t)
+        for j in range(n_states):
+            if t == 0:
+                best[:n_run] = log_start[j]
+            else:
+                best[:n_run] = -np.inf
+                for i in range(n_states):
+                    weight = log_trans_t[j, i]
+                    for g in range(n_run):
+                        candidate = lattice[t - 1, i, g] + weight
+                        best[g] = candidate if candidate > best[g] else best[g]
+            for g in range(n_run):
+                lattice[t, j, g] = best[g] + log_emission_t[symbols[lanes[g], t], j]
+
+
+@njit(cache=True)
+def _first_impossible_step(lattice, lane, length):
+    """The first step at which every state of lane ``lane`` is at -inf."""
+    for t in range(length):
+        if lattice[t, :, lane].max() == -np.inf:
+            return t
+    return length - 1
+
+
+@njit(cache=True)
+def _backtrack(log_trans_t, lengths, lanes, lattice, paths, log_prob, bad_step):
+    """Paths of the group ``lanes`` from its lattice, every lane's step ``t`` together."""
+    n_states, n_run = log_trans_t.shape[0], 0
+    for t in range(lengths[lanes[0]] - 1, -1, -1):
+        n_next = n_run  # lanes with a step t + 1 follow it back; the others end at t
+        n_run = running(lengths, lanes, t)
+        for g in range(n_next, n_run):
+            last = 0
+            for k in range(1, n_states):
+                if lattice[t, k, g] > lattice[t, last, g]:
+                    last = k
+            b = lanes[g]
+            paths[b, t], log_prob[b] = last, lattice[t, last, g]
+            bad_step[b] = -1 if log_prob[b] > -np.inf else _first_impossible_step(lattice, g,
+                                                                                   t + 1)
+        for g in range(n_next):
+            b = lanes[g]
+            following, state, best_value = paths[b, t + 1], 0, -np.inf
+            for i in range(n_states):
+                value = lattice[t, i, g] + log_trans_t[following, i]
+                if value >= best_value:
+                    state, best_value = i, value
+            paths[b, t] = state
+
+
+@njit(parallel=True, cache=True)
+def viterbi_pass(log_start, log_trans_t, log_emission_t, symbols, lengths, order, width,
+                 n_chunks, paths, log_prob, bad_step):
+    """Viterbi paths into ``paths`` (B, T) int64 (-1 past each end), ``log_prob`` (B,).
+
+    ``log_start`` (K,), ``log_trans_t`` (K, K) = ``log(transmat).T`` and
+    ``log_emission_t`` (V, K) = ``log(emissionprob).T``, C-contiguous; ``order``
+    (B,) the sequences from longest to shortest, in groups of ``width`` lanes
+    spread over ``n_chunks`` threads (see :mod:`._lanes`).
+
+    ``bad_step`` (B,) receives each sequence's first impossible step, or -1.
+    Scratch: one (T, K, W) lattice per chunk.
+    """
+    n_seq, n_states = symbols.shape[0], log_start.shape[0]
+    n_groups = -(-n_seq // width)
+    for chunk in prange(n_chunks):
+        longest = lengths[order[chunk * width]]
+        lattice, best = np.empty((longest, n_states, width)), np.empty(width)
+        for group in range(chunk, n_groups, n_chunks):
+            lanes = group_lanes(order, width, group)
+            _lattice(log_start, log_trans_t, log_emission_t, symbols, lengths, lanes, lattice,
+                     best)
+            _backtrack(log_trans_t, lengths, lanes, lattice, paths, log_prob, bad_step)
+            for g in range(lanes.shape[0]):
+                paths[lanes[g], lengths[lanes[g]]:] = -1
