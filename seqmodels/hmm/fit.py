@@ -355,7 +355,7 @@ def fit_em(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     n_seq, n_steps = batch.symbols.shape
-    check_memory(kernels.scratch_bytes(n_seq, n_steps, n_states + 1),
+    check_memory(kernels.scratch_bytes(n_seq, n_steps, n_states + 2),
                  f"fit_em's buffers for n_sequences={n_seq} x length={n_steps}")
     rng = as_generator(seed)
     runs = [_Run(init if isinstance(init, HMM) else

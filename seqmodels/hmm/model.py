@@ -291,7 +291,7 @@ class HMM:
         that exist); (T, K) for a (T,) input. Same input and errors as :meth:`filter`.
         """
         batch = self._sequences(symbols, lengths)
-        _check_outputs(batch, self.n_states, "smooth", scratch=self.n_states + 1)
+        _check_outputs(batch, self.n_states, "smooth", scratch=self.n_states + 2)
         n_seq = len(batch.lengths)
         transmat_t, emission_t = self._transposed
         posterior = np.empty((*batch.symbols.shape, self.n_states))
@@ -328,7 +328,7 @@ class HMM:
             As :meth:`filter`.
         """
         batch = self._sequences(symbols, lengths)
-        _check_outputs(batch, 1, "viterbi", scratch=self.n_states)
+        _check_outputs(batch, 1, "viterbi", scratch=self.n_states + 1)
         n_seq = len(batch.lengths)
         paths = np.empty(batch.symbols.shape, dtype=np.int64)
         log_prob, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)

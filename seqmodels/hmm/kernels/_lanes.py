@@ -6,7 +6,7 @@ innermost ones and vectorize, and the lanes' independent recursions hide each
 other's latency (one sequence alone is bound by the latency of its own chain
 of dependent multiply-adds). Groups are taken from the sequences sorted from
 longest to shortest, so the lanes still running at any step are a prefix of
-the group (:func:`running`). A *chunk* is the work of one thread: groups
+the group (:func:`gather_lanes`). A *chunk* is the work of one thread: groups
 ``chunk, chunk + n_chunks, ...``, round-robin so that long and short groups
 spread evenly, with scratch allocated once per chunk.
 """
@@ -66,9 +66,18 @@ def group_lanes(order, width, group):
 
 
 @njit(cache=True)
-def running(lengths, lanes, step):
-    """How many lanes are still running at ``step``: a prefix, as ``lanes`` runs longest first."""
-    count = 0
-    while count < lanes.shape[0] and lengths[lanes[count]] > step:
-        count += 1
-    return count
+def gather_lanes(symbols, lengths, lanes, lane_symbols, n_running):
+    """Transpose the group's symbols for the per-step loops; count the lanes running per step.
+
+    ``lane_symbols[t, g] = symbols[lanes[g], t]`` (T, W) and ``n_running[t]``
+    (T,) for ``t`` below the group's longest length, which is returned: the
+    lanes running at step ``t`` are the first ``n_running[t]``.
+    """
+    n_steps, n_run = lengths[lanes[0]], lanes.shape[0]
+    for t in range(n_steps):
+        while lengths[lanes[n_run - 1]] <= t:
+            n_run -= 1
+        n_running[t] = n_run
+        for g in range(n_run):
+            lane_symbols[t, g] = symbols[lanes[g], t]
+    return n_steps

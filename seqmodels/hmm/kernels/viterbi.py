@@ -14,15 +14,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from seqmodels.hmm.kernels._lanes import group_lanes, running
+from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes
 
 
 @njit(cache=True)
-def _lattice(log_start, log_trans_t, log_emission_t, symbols, lengths, lanes, lattice, best):
-    """:math:`\\delta_t(j)` of the group ``lanes`` into ``lattice[t, j, g]`` (``best``: scratch)."""
+def _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_steps, lattice,
+             best):
+    """:math:`\\delta_t(j)` of a lane group into ``lattice[t, j, g]`` (``best``: scratch)."""
     n_states = log_start.shape[0]
-    for t in range(lengths[lanes[0]]):
-        n_run = running(lengths, lanes, t)
+    for t in range(n_steps):
+        n_run = n_running[t]
         for j in range(n_states):
             if t == 0:
                 best[:n_run] = log_start[j]
@@ -34,7 +35,7 @@ def _lattice(log_start, log_trans_t, log_emission_t, symbols, lengths, lanes, la
                         candidate = lattice[t - 1, i, g] + weight
                         best[g] = candidate if candidate > best[g] else best[g]
             for g in range(n_run):
-                lattice[t, j, g] = best[g] + log_emission_t[symbols[lanes[g], t], j]
+                lattice[t, j, g] = best[g] + log_emission_t[lane_symbols[t, g], j]
 
 
 @njit(cache=True)
@@ -47,12 +48,12 @@ def _first_impossible_step(lattice, lane, length):
 
 
 @njit(cache=True)
-def _backtrack(log_trans_t, lengths, lanes, lattice, paths, log_prob, bad_step):
-    """Paths of the group ``lanes`` from its lattice, every lane's step ``t`` together."""
+def _backtrack(log_trans_t, n_running, n_steps, lattice, lanes, paths, log_prob, bad_step):
+    """Paths of a lane group from its lattice, every lane's step ``t`` together."""
     n_states, n_run = log_trans_t.shape[0], 0
-    for t in range(lengths[lanes[0]] - 1, -1, -1):
+    for t in range(n_steps - 1, -1, -1):
         n_next = n_run  # lanes with a step t + 1 follow it back; the others end at t
-        n_run = running(lengths, lanes, t)
+        n_run = n_running[t]
         for g in range(n_next, n_run):
             last = 0
             for k in range(1, n_states):
@@ -83,17 +84,21 @@ def viterbi_pass(log_start, log_trans_t, log_emission_t, symbols, lengths, order
     spread over ``n_chunks`` threads (see :mod:`._lanes`).
 
     ``bad_step`` (B,) receives each sequence's first impossible step, or -1.
-    Scratch: one (T, K, W) lattice per chunk.
+    Scratch: one (T, K + 1, W) lattice and symbols per chunk.
     """
     n_seq, n_states = symbols.shape[0], log_start.shape[0]
     n_groups = -(-n_seq // width)
     for chunk in prange(n_chunks):
         longest = lengths[order[chunk * width]]
         lattice, best = np.empty((longest, n_states, width)), np.empty(width)
+        lane_symbols = np.empty((longest, width), dtype=np.int64)
+        n_running = np.empty(longest, dtype=np.int64)
         for group in range(chunk, n_groups, n_chunks):
             lanes = group_lanes(order, width, group)
-            _lattice(log_start, log_trans_t, log_emission_t, symbols, lengths, lanes, lattice,
-                     best)
-            _backtrack(log_trans_t, lengths, lanes, lattice, paths, log_prob, bad_step)
+            n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
+            _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_steps,
+                     lattice, best)
+            _backtrack(log_trans_t, n_running, n_steps, lattice, lanes, paths, log_prob,
+                       bad_step)
             for g in range(lanes.shape[0]):
                 paths[lanes[g], lengths[lanes[g]]:] = -1
