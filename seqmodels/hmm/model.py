@@ -259,7 +259,7 @@ class HMM:
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         kernels.filter_pass(self.startprob, transmat_t, self.emissionprob, emission_t,
                             batch.symbols, batch.lengths, belief_out, forecast_out,
-                            log_likelihood, bad_step)
+                            log_likelihood, bad_step, min(n_seq, kernels.thread_count()))
         _refuse_impossible(batch, bad_step)
         return (belief_out if beliefs else None, forecast_out if predictive else None,
                 log_likelihood)
@@ -281,7 +281,7 @@ class HMM:
         order = (np.argsort(-batch.lengths, kind="stable") if batch.ragged
                  else np.arange(len(batch.lengths)))
         return kernels.log_likelihood(startprob, transmat_t, emission_t, batch.symbols,
-                                      batch.lengths, order)
+                                      batch.lengths, order, kernels.chunk_count(len(order)))
 
     def smooth(self, symbols, lengths=None) -> np.ndarray:
         """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{L-1})`, shape (B, T, K).

@@ -2,8 +2,8 @@
 
 Every kernel reads the padded ``(B, T)`` int64 symbols and the ``(B,)`` lengths of
 a :class:`~seqmodels._checks.SymbolBatch` and the parameters directly: no
-``T x B x K`` likelihood array is ever built. Sequences run in parallel
-(``prange``) and, within a thread, side by side in SIMD lanes
+``T x B x K`` likelihood array is ever built. Chunks of sequences run on
+parallel threads and, within a thread, side by side in SIMD lanes
 (:mod:`._lanes`). Callers in :mod:`seqmodels.hmm.model` and
 :mod:`seqmodels.hmm.fit` validate the input and pass C-contiguous float64 /
 int64 arrays only, so each kernel compiles one signature, once per machine:
@@ -24,6 +24,7 @@ from seqmodels.hmm.kernels._lanes import (
     lane_width,
     limit_threads,
     longest_first,
+    thread_count,
 )
 from seqmodels.hmm.kernels.forward import RESCALE_BELOW, filter_pass, log_likelihood
 from seqmodels.hmm.kernels.forward_backward import forward_backward
@@ -31,7 +32,7 @@ from seqmodels.hmm.kernels.viterbi import viterbi_pass
 
 __all__ = ["LANES", "RESCALE_BELOW", "chunk_count", "filter_pass", "forward_backward",
            "lane_width", "limit_threads", "log_likelihood", "longest_first", "scratch_bytes",
-           "viterbi_pass"]
+           "thread_count", "viterbi_pass"]
 
 
 def scratch_bytes(n_sequences: int, n_steps: int, floats_per_step: int) -> float:

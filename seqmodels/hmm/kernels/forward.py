@@ -9,9 +9,9 @@ P(z_t \\mid x_{\\le t})`, and :math:`\\log P(x) = \\sum_t \\log c_t` (Rabiner 19
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from seqmodels.hmm.kernels._lanes import LANES
+from seqmodels.hmm.kernels._lanes import LANES, run_chunks
 
 #: The likelihood-only pass leaves its forward vector unnormalized (no division
 #: and no log per step) until the vector's mass falls below this; then that step
@@ -168,8 +168,8 @@ def _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes
                                              log_scale[g])
 
 
-@njit(parallel=True, cache=True)
-def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order):
+def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order,
+                   n_chunks) -> np.ndarray:
     """:math:`\\log P(x_0..x_{L_b-1})` per sequence, shape (B,); ``-inf`` for impossible ones.
 
     Parameters
@@ -183,6 +183,9 @@ def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order):
     lengths : ndarray of int64, shape (B,)
     order : ndarray of int64, shape (B,)
         The sequences from longest to shortest, so lanes have similar lengths.
+    n_chunks : int
+        Threads (:func:`._lanes.chunk_count`); chunk ``c`` takes every
+        ``n_chunks``-th block and remaining sequence from ``c`` on.
 
     Notes
     -----
@@ -191,18 +194,26 @@ def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order):
     sequence), a smaller one sequence by sequence. Memory beyond the input and
     the (B,) output: ``O(K * LANES)`` per thread.
     """
+    out = np.empty(symbols.shape[0])
+    run_chunks(_likelihood_chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
+               order, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _likelihood_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
+                      order, out):
+    """:func:`log_likelihood` for the blocks and remaining sequences of one chunk."""
     n_seq = symbols.shape[0]
-    out = np.empty(n_seq)
     n_blocks = n_seq // LANES + (n_seq % LANES >= LANES // 2)
-    for block in prange(n_blocks):
-        lanes = np.empty(LANES, dtype=np.int64)
+    lanes = np.empty(LANES, dtype=np.int64)
+    for block in range(chunk, n_blocks, n_chunks):
         for g in range(LANES):
             lanes[g] = order[min(block * LANES + g, n_seq - 1)]
         _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes, out)
-    for index in prange(min(n_blocks * LANES, n_seq), n_seq):
+    for index in range(min(n_blocks * LANES, n_seq) + chunk, n_seq, n_chunks):
         b = order[index]
         out[b] = _likelihood_one(startprob, transmat_t, emission_t, symbols[b], lengths[b])
-    return out
 
 
 @njit(cache=True, inline="always")
@@ -257,9 +268,8 @@ def _forward_one(startprob, transmat_t, emissionprob, emission_t, row, length, b
     return log_total + np.log(product), -1
 
 
-@njit(parallel=True, cache=True)
 def filter_pass(startprob, transmat_t, emissionprob, emission_t, symbols, lengths, beliefs,
-                predictive, log_likelihood, bad_step):
+                predictive, log_likelihood, bad_step, n_chunks) -> None:
     """Causal filtering of every sequence, written into the given outputs.
 
     Parameters
@@ -278,10 +288,20 @@ def filter_pass(startprob, transmat_t, emissionprob, emission_t, symbols, length
         Out.
     bad_step : ndarray of int64, shape (B,)
         Out: the first step of probability 0, or -1.
+    n_chunks : int
+        Threads; chunk ``c`` filters sequences ``c, c + n_chunks, ...``.
     """
+    run_chunks(_filter_chunk, n_chunks, startprob, transmat_t, emissionprob, emission_t, symbols,
+               lengths, beliefs, predictive, log_likelihood, bad_step)
+
+
+@njit(cache=True, nogil=True)
+def _filter_chunk(chunk, n_chunks, startprob, transmat_t, emissionprob, emission_t, symbols,
+                  lengths, beliefs, predictive, log_likelihood, bad_step):
+    """:func:`filter_pass` for the sequences of one chunk."""
     no_beliefs = np.empty((0, startprob.shape[0]))
     no_forecasts = np.empty((0, emissionprob.shape[1]))
-    for b in prange(symbols.shape[0]):
+    for b in range(chunk, symbols.shape[0], n_chunks):
         length = lengths[b]
         belief_rows = beliefs[b] if beliefs.shape[0] else no_beliefs
         forecast_rows = predictive[b] if predictive.shape[0] else no_forecasts

@@ -13,9 +13,9 @@ for the whole group (see :mod:`._lanes`). Lane ``g`` runs while
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes
+from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes, run_chunks
 
 #: The running product of the scales is turned into a log when it falls below
 #: this: one log per ~100 steps instead of one per step.
@@ -155,9 +155,8 @@ def _write_posterior(posterior, lanes, alpha, beta, inverse, t, n_run):
             posterior[lanes[g], t, k] = alpha[t, k, g] * beta[k, g] * inverse[g]
 
 
-@njit(parallel=True, cache=True)
 def forward_backward(startprob, transmat, transmat_t, emission_t, symbols, lengths, order,
-                     width, posterior, counts, log_likelihood, bad_step):
+                     width, posterior, counts, log_likelihood, bad_step) -> None:
     """Smoothing (``posterior`` non-empty) or the E-step of Baum-Welch, over the whole batch.
 
     Parameters
@@ -187,27 +186,36 @@ def forward_backward(startprob, transmat, transmat_t, emission_t, symbols, lengt
     -----
     Scratch per chunk: ``T (K + 2) W`` numbers, plus the per-lane counts.
     """
+    run_chunks(_forward_backward_chunk, counts.shape[0], startprob, transmat, transmat_t,
+               emission_t, symbols, lengths, order, width, posterior, counts, log_likelihood,
+               bad_step)
+
+
+@njit(cache=True, nogil=True)
+def _forward_backward_chunk(chunk, n_chunks, startprob, transmat, transmat_t, emission_t,
+                            symbols, lengths, order, width, posterior, counts, log_likelihood,
+                            bad_step):
+    """:func:`forward_backward` for the lane groups of one chunk."""
     n_seq, n_states = symbols.shape[0], startprob.shape[0]
-    n_groups, n_chunks = -(-n_seq // width), counts.shape[0]
-    for chunk in prange(n_chunks):
-        longest = lengths[order[chunk * width]]
-        alpha, scales = np.empty((longest, n_states, width)), np.empty((longest, width))
-        lane_symbols = np.empty((longest, width), dtype=np.int64)
-        n_running = np.empty(longest, dtype=np.int64)
-        bad, lane_log_likelihood = np.empty(width, dtype=np.int64), np.empty(width)
-        lane_counts = np.zeros((n_states, counts.shape[2], width))
-        for group in range(chunk, n_groups, n_chunks):
-            lanes = group_lanes(order, width, group)
-            n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
-            _forward(startprob, transmat_t, emission_t, lane_symbols, n_running, n_steps, alpha,
-                     scales, bad, lane_log_likelihood)
-            _backward(transmat, emission_t, lane_symbols, n_running, n_steps, alpha, scales,
-                      lanes, posterior, lane_counts)
-            for g in range(lanes.shape[0]):
-                b = lanes[g]
-                log_likelihood[b], bad_step[b] = lane_log_likelihood[g], bad[g]
-                if posterior.shape[0]:
-                    posterior[b, lengths[b]:] = np.nan
-        for k in range(n_states):
-            for column in range(counts.shape[2]):
-                counts[chunk, k, column] = lane_counts[k, column].sum()
+    n_groups = -(-n_seq // width)
+    longest = lengths[order[chunk * width]]
+    alpha, scales = np.empty((longest, n_states, width)), np.empty((longest, width))
+    lane_symbols = np.empty((longest, width), dtype=np.int64)
+    n_running = np.empty(longest, dtype=np.int64)
+    bad, lane_log_likelihood = np.empty(width, dtype=np.int64), np.empty(width)
+    lane_counts = np.zeros((n_states, counts.shape[2], width))
+    for group in range(chunk, n_groups, n_chunks):
+        lanes = group_lanes(order, width, group)
+        n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
+        _forward(startprob, transmat_t, emission_t, lane_symbols, n_running, n_steps, alpha,
+                 scales, bad, lane_log_likelihood)
+        _backward(transmat, emission_t, lane_symbols, n_running, n_steps, alpha, scales,
+                  lanes, posterior, lane_counts)
+        for g in range(lanes.shape[0]):
+            b = lanes[g]
+            log_likelihood[b], bad_step[b] = lane_log_likelihood[g], bad[g]
+            if posterior.shape[0]:
+                posterior[b, lengths[b]:] = np.nan
+    for k in range(n_states):
+        for column in range(counts.shape[2]):
+            counts[chunk, k, column] = lane_counts[k, column].sum()

@@ -12,9 +12,9 @@ everywhere else. O(K^2) work per sequence-step, no K x K x B temporary.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes
+from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes, run_chunks
 
 
 @njit(cache=True)
@@ -73,9 +73,8 @@ def _backtrack(log_trans_t, n_running, n_steps, lattice, lanes, paths, log_prob,
             paths[b, t] = state
 
 
-@njit(parallel=True, cache=True)
 def viterbi_pass(log_start, log_trans_t, log_emission_t, symbols, lengths, order, width,
-                 n_chunks, paths, log_prob, bad_step):
+                 n_chunks, paths, log_prob, bad_step) -> None:
     """Viterbi paths into ``paths`` (B, T) int64 (-1 past each end), ``log_prob`` (B,).
 
     ``log_start`` (K,), ``log_trans_t`` (K, K) = ``log(transmat).T`` and
@@ -86,19 +85,26 @@ def viterbi_pass(log_start, log_trans_t, log_emission_t, symbols, lengths, order
     ``bad_step`` (B,) receives each sequence's first impossible step, or -1.
     Scratch: one (T, K + 1, W) lattice and symbols per chunk.
     """
+    run_chunks(_viterbi_chunk, n_chunks, log_start, log_trans_t, log_emission_t, symbols,
+               lengths, order, width, paths, log_prob, bad_step)
+
+
+@njit(cache=True, nogil=True)
+def _viterbi_chunk(chunk, n_chunks, log_start, log_trans_t, log_emission_t, symbols, lengths,
+                   order, width, paths, log_prob, bad_step):
+    """:func:`viterbi_pass` for the lane groups of one chunk."""
     n_seq, n_states = symbols.shape[0], log_start.shape[0]
     n_groups = -(-n_seq // width)
-    for chunk in prange(n_chunks):
-        longest = lengths[order[chunk * width]]
-        lattice, best = np.empty((longest, n_states, width)), np.empty(width)
-        lane_symbols = np.empty((longest, width), dtype=np.int64)
-        n_running = np.empty(longest, dtype=np.int64)
-        for group in range(chunk, n_groups, n_chunks):
-            lanes = group_lanes(order, width, group)
-            n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
-            _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_steps,
-                     lattice, best)
-            _backtrack(log_trans_t, n_running, n_steps, lattice, lanes, paths, log_prob,
-                       bad_step)
-            for g in range(lanes.shape[0]):
-                paths[lanes[g], lengths[lanes[g]]:] = -1
+    longest = lengths[order[chunk * width]]
+    lattice, best = np.empty((longest, n_states, width)), np.empty(width)
+    lane_symbols = np.empty((longest, width), dtype=np.int64)
+    n_running = np.empty(longest, dtype=np.int64)
+    for group in range(chunk, n_groups, n_chunks):
+        lanes = group_lanes(order, width, group)
+        n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
+        _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_steps,
+                 lattice, best)
+        _backtrack(log_trans_t, n_running, n_steps, lattice, lanes, paths, log_prob,
+                   bad_step)
+        for g in range(lanes.shape[0]):
+            paths[lanes[g], lengths[lanes[g]]:] = -1
