@@ -30,6 +30,11 @@ from numba import njit
 #: slower with fewer than 64.
 LANES = 64
 
+#: Groups of fewer lanes run lane by lane (same operations in the same order, so
+#: the same bits): a vector loop over one or two lanes costs its setup per state
+#: pair, 5-7x slower at one lane.
+NARROW = 4
+
 
 class limit_threads:  # lower case: it reads as a call, limit_threads(1)
     """Run the kernels on at most ``n`` threads from this thread on.

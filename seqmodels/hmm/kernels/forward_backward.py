@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes, run_chunks
+from seqmodels.hmm.kernels._lanes import NARROW, gather_lanes, group_lanes, run_chunks
 
 #: The running product of the scales is turned into a log when it falls below
 #: this: one log per ~100 steps instead of one per step.
@@ -64,13 +64,15 @@ def _forward(startprob, transmat_t, emission_t, lane_symbols, n_running, n_steps
     bad[:] = -1
     for t in range(n_steps):
         n_run = n_running[t]
-        scales[t, :n_run] = 0.0
+        for g in range(n_run):
+            scales[t, g] = 0.0
         for j in range(n_states):
             if t == 0:
                 for g in range(n_run):
                     alpha[0, j, g] = startprob[j] * emission_t[lane_symbols[0, g], j]
             else:
-                alpha[t, j, :n_run] = 0.0
+                for g in range(n_run):
+                    alpha[t, j, g] = 0.0
                 for i in range(n_states):
                     weight = transmat_t[j, i]
                     for g in range(n_run):
@@ -107,12 +109,14 @@ def _backward(transmat, emission_t, lane_symbols, n_running, n_steps, alpha, sca
                 weighted[j, g] = (emission_t[lane_symbols[t + 1, g], j] * beta[j, g]
                                   * inverse[g])
         for i in range(n_states):
-            beta[i, :n_step] = 0.0
+            for g in range(n_step):
+                beta[i, g] = 0.0
             for j in range(n_states):
                 weight = transmat[i, j]
                 for g in range(n_step):
                     beta[i, g] += weight * weighted[j, g]
-        inverse[:n_run] = 0.0
+        for g in range(n_run):
+            inverse[g] = 0.0
         for k in range(n_states):
             for g in range(n_run):
                 inverse[g] += alpha[t, k, g] * beta[k, g]
@@ -153,6 +157,66 @@ def _write_posterior(posterior, lanes, alpha, beta, inverse, t, n_run):
     for k in range(alpha.shape[1]):
         for g in range(n_run):
             posterior[lanes[g], t, k] = alpha[t, k, g] * beta[k, g] * inverse[g]
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_backward_lane(startprob, transmat, transmat_t, emission_t, lane_symbols, n_steps,
+                           alpha, scales, lane, posterior, b, counts):
+    """:func:`_forward` then :func:`_backward` for lane ``lane`` alone, sequence ``b``.
+
+    For groups of fewer than ``NARROW`` lanes (a vector loop over one lane costs
+    its setup per state pair): the same operations in the same order, so the
+    same bits, with the sums in registers. Returns (log P(x), bad step or -1).
+    """
+    n_states = startprob.shape[0]
+    product, log_total, bad = 1.0, 0.0, -1
+    for t in range(n_steps):
+        symbol, scale = lane_symbols[t, lane], 0.0
+        for j in range(n_states):
+            if t == 0:
+                value = startprob[j] * emission_t[symbol, j]
+            else:
+                value = 0.0
+                for i in range(n_states):
+                    value += alpha[t - 1, i, lane] * transmat_t[j, i]
+                value *= emission_t[symbol, j]
+            alpha[t, j, lane] = value
+            scale += value
+        if not scale > 0.0:
+            scale, bad = 1.0, t if bad < 0 else bad
+        scales[t, lane], inverse = scale, 1.0 / scale
+        product *= scale
+        for k in range(n_states):
+            alpha[t, k, lane] *= inverse
+        if product < PRODUCT_FLOOR:
+            log_total, product = log_total + np.log(product), 1.0
+    beta, weighted = np.ones(n_states), np.empty(n_states)
+    for t in range(n_steps - 1, -1, -1):
+        if t < n_steps - 1:
+            symbol, inverse = lane_symbols[t + 1, lane], 1.0 / scales[t + 1, lane]
+            for j in range(n_states):
+                weighted[j] = emission_t[symbol, j] * beta[j] * inverse
+            for i in range(n_states):
+                value = 0.0
+                for j in range(n_states):
+                    value += transmat[i, j] * weighted[j]
+                beta[i] = value
+            for i in range(n_states if counts.shape[1] else 0):
+                for j in range(n_states):
+                    counts[i, 1 + j, lane] += alpha[t, i, lane] * weighted[j]
+        total = 0.0
+        for k in range(n_states):
+            total += alpha[t, k, lane] * beta[k]
+        inverse = 1.0 / total
+        for k in range(n_states):
+            value = alpha[t, k, lane] * beta[k] * inverse
+            if counts.shape[1]:
+                counts[k, 1 + n_states + lane_symbols[t, lane], lane] += value
+                if t == 0:
+                    counts[k, 0, lane] += value
+            else:
+                posterior[b, t, k] = value
+    return log_total + np.log(product), bad
 
 
 def forward_backward(startprob, transmat, transmat_t, emission_t, symbols, lengths, order,
@@ -207,10 +271,16 @@ def _forward_backward_chunk(chunk, n_chunks, startprob, transmat, transmat_t, em
     for group in range(chunk, n_groups, n_chunks):
         lanes = group_lanes(order, width, group)
         n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
-        _forward(startprob, transmat_t, emission_t, lane_symbols, n_running, n_steps, alpha,
-                 scales, bad, lane_log_likelihood)
-        _backward(transmat, emission_t, lane_symbols, n_running, n_steps, alpha, scales,
-                  lanes, posterior, lane_counts)
+        if lanes.shape[0] < NARROW:
+            for g in range(lanes.shape[0]):
+                lane_log_likelihood[g], bad[g] = _forward_backward_lane(
+                    startprob, transmat, transmat_t, emission_t, lane_symbols,
+                    lengths[lanes[g]], alpha, scales, g, posterior, lanes[g], lane_counts)
+        else:
+            _forward(startprob, transmat_t, emission_t, lane_symbols, n_running, n_steps, alpha,
+                     scales, bad, lane_log_likelihood)
+            _backward(transmat, emission_t, lane_symbols, n_running, n_steps, alpha, scales,
+                      lanes, posterior, lane_counts)
         for g in range(lanes.shape[0]):
             b = lanes[g]
             log_likelihood[b], bad_step[b] = lane_log_likelihood[g], bad[g]

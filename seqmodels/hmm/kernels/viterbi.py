@@ -14,7 +14,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from seqmodels.hmm.kernels._lanes import gather_lanes, group_lanes, run_chunks
+from seqmodels.hmm.kernels._lanes import NARROW, gather_lanes, group_lanes, run_chunks
+
+
+@njit(cache=True)
+def _lattice_lane(log_start, log_trans_t, log_emission_t, lane_symbols, n_steps, lattice, g):
+    """:func:`_lattice` for lane ``g`` alone, the maxima in registers: the same values.
+
+    For groups of fewer than ``NARROW`` lanes (see :mod:`._lanes`).
+    """
+    n_states = log_start.shape[0]
+    for t in range(n_steps):
+        symbol = lane_symbols[t, g]
+        for j in range(n_states):
+            best = log_start[j]
+            if t > 0:
+                best = -np.inf
+                for i in range(n_states):
+                    candidate = lattice[t - 1, i, g] + log_trans_t[j, i]
+                    best = candidate if candidate > best else best
+            lattice[t, j, g] = best + log_emission_t[symbol, j]
 
 
 @njit(cache=True)
@@ -26,9 +45,11 @@ def _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_
         n_run = n_running[t]
         for j in range(n_states):
             if t == 0:
-                best[:n_run] = log_start[j]
+                for g in range(n_run):
+                    best[g] = log_start[j]
             else:
-                best[:n_run] = -np.inf
+                for g in range(n_run):
+                    best[g] = -np.inf
                 for i in range(n_states):
                     weight = log_trans_t[j, i]
                     for g in range(n_run):
@@ -102,8 +123,12 @@ def _viterbi_chunk(chunk, n_chunks, log_start, log_trans_t, log_emission_t, symb
     for group in range(chunk, n_groups, n_chunks):
         lanes = group_lanes(order, width, group)
         n_steps = gather_lanes(symbols, lengths, lanes, lane_symbols, n_running)
-        _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_steps,
-                 lattice, best)
+        for g in range(lanes.shape[0] if lanes.shape[0] < NARROW else 0):
+            _lattice_lane(log_start, log_trans_t, log_emission_t, lane_symbols,
+                          lengths[lanes[g]], lattice, g)
+        if lanes.shape[0] >= NARROW:
+            _lattice(log_start, log_trans_t, log_emission_t, lane_symbols, n_running, n_steps,
+                     lattice, best)
         _backtrack(log_trans_t, n_running, n_steps, lattice, lanes, paths, log_prob,
                    bad_step)
         for g in range(lanes.shape[0]):
