@@ -95,13 +95,13 @@ def _likelihood_tail_in_registers(transmat_t, emission_t, row, start, stop, alph
     only gains exact ``+ 0.0`` terms, so the result is the generic loop's (and
     the lanes'), bit for bit.
     """
-    n_states = alpha.shape[0]
-    a = np.zeros((4, 4))
-    a[:n_states, :n_states] = transmat_t
-    e = np.zeros((emission_t.shape[0], 4))
-    e[:, :n_states] = emission_t
-    vector = np.zeros(4)
-    vector[:n_states] = alpha
+    a, e, vector = np.zeros((4, 4)), np.zeros((emission_t.shape[0], 4)), np.zeros(4)
+    for j in range(alpha.shape[0]):
+        vector[j] = alpha[j]
+        for i in range(alpha.shape[0]):
+            a[j, i] = transmat_t[j, i]
+        for v in range(emission_t.shape[0]):
+            e[v, j] = emission_t[v, j]
     a0, a1, a2, a3 = vector[0], vector[1], vector[2], vector[3]
     for t in range(start, stop):
         s = row[t]
@@ -133,19 +133,27 @@ def _likelihood_one(startprob, transmat_t, emission_t, row, length):
 
 
 @njit(cache=True)
+def _lane_column(vectors, lane):
+    """A copy of ``vectors[:, lane]`` (a loop: cheaper to compile than the strided slice)."""
+    column = np.empty(vectors.shape[0])
+    for k in range(vectors.shape[0]):
+        column[k] = vectors[k, lane]
+    return column
+
+
+@njit(cache=True)
 def _rescue_lane(transmat_t, emission_t, symbol, alpha, spare, lane, previous_mass):
     """:func:`_rescaled_step` for lane ``lane`` of ``(K, LANES)`` vectors.
 
     An impossible lane idles from here on a vector of ones, its log-scale at -inf.
     """
-    previous = alpha[:, lane].copy()
-    out = np.empty_like(previous)
+    previous, out = _lane_column(alpha, lane), np.empty(alpha.shape[0])
     taken, mass = _rescaled_step(transmat_t, emission_t, symbol, previous, out, previous_mass)
     if mass == 0.0:
-        out[:] = 1.0
+        out.fill(1.0)
         taken, mass = -np.inf, float(out.shape[0])
-    alpha[:, lane] = previous
-    spare[:, lane] = out
+    for k in range(alpha.shape[0]):
+        alpha[k, lane], spare[k, lane] = previous[k], out[k]
     return taken, mass
 
 
@@ -168,16 +176,18 @@ def _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes
             mass[g] += alpha[k, g]
     for g in range(LANES):
         if mass[g] == 0.0:
-            alpha[:, g], mass[g], log_scale[g] = 1.0, n_states, -np.inf
+            mass[g], log_scale[g] = n_states, -np.inf
+            for k in range(n_states):
+                alpha[k, g] = 1.0
     for t in range(1, common):
         for k in range(n_states):
             row = emission[k]
             for g in range(LANES):
                 row[g] = emission_t[symbols[lanes[g], t], k]
-        new_mass[:] = 0.0
+        new_mass.fill(0.0)
         for j in range(n_states):
             total = spare[j]
-            total[:] = 0.0
+            total.fill(0.0)
             for i in range(n_states):
                 weight, previous = transmat_t[j, i], alpha[i]
                 for g in range(LANES):
@@ -205,7 +215,7 @@ def _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes
             out[sequence] = log_scale[g] + np.log(mass[g])
         else:
             out[sequence] = _likelihood_tail(transmat_t, emission_t, symbols[sequence], common,
-                                             lengths[sequence], alpha[:, g].copy(), mass[g],
+                                             lengths[sequence], _lane_column(alpha, g), mass[g],
                                              log_scale[g])
 
 
