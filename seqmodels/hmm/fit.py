@@ -4,7 +4,7 @@
 k-means on window histograms) with restarts chosen cheaply: every restart gets
 a short screening run, and only the best few continue to convergence. Its
 default engine runs the E-step as one compiled pass over the whole batch
-(:func:`seqmodels.hmm.kernels.expected_counts`); ``engine="hmmlearn"`` runs
+(:func:`seqmodels.hmm.kernels.forward_backward`); ``engine="hmmlearn"`` runs
 hmmlearn's ``CategoricalHMM.fit``, the reference, with the same M-step. Label
 switching between fits is undone by :func:`~seqmodels.hmm.align.align_states`.
 """
