@@ -13,11 +13,13 @@ Sections (all by default; name some to run only those):
 * ``inference``: ``loaded_dice`` (K=4, V=8), T=500, B=100 and B=1000:
   ``log_likelihood`` vs hmmlearn ``score`` and vs dynamax ``hmm_filter``'s
   ``marginal_loglik``; ``filter`` vs dynamax ``hmm_filter`` (ours also returns
-  the (B, T, V) forecasts); ``viterbi`` vs hmmlearn ``decode`` and dynamax
+  the (B, T, V) forecasts); ``smooth`` vs hmmlearn ``predict_proba``;
+  ``viterbi`` vs hmmlearn ``decode`` and dynamax
   ``hmm_posterior_mode``. dynamax runs jitted and vmapped over sequences, the
   gather of the log-likelihoods inside the jit; compile time is excluded (the
   warm-up call). Results are checked equal before timing.
-* ``long``: one sequence, B=1, T=10**6: ``log_likelihood`` and ``viterbi`` vs hmmlearn.
+* ``long``: one sequence, B=1, T=10**6: ``log_likelihood``, ``viterbi``, ``smooth``
+  and one EM iteration vs hmmlearn, in ns per step.
 * ``k64``: ``viterbi`` at K=64 (random model, V=8), B=1000, T=500, vs hmmlearn.
 * ``bound``: the arithmetic bound of ``log_likelihood`` at B=1000, T=500:
   ``2 K^2 + K`` flops per sequence-step at the peak one core reaches in a
@@ -25,6 +27,9 @@ Sections (all by default; name some to run only those):
 * ``fit``: one EM iteration on 200 x 500 ``loaded_dice`` vs one iteration of
   hmmlearn's ``fit``; then the whole run to convergence from the same window
   start (tol = 1e-7 per symbol) with both engines of ``fit_em``.
+* ``comparison``: the default comparison's EM HMM fit (400 x 500 ``loaded_dice``,
+  10 restarts, 3 finalists, its seed), ``engine="batched"`` on one numba thread
+  vs ``engine="hmmlearn"``, with both fits' held-out excess and matrix errors.
 * ``memory``: peak resident memory (VmHWM) added by ``log_likelihood`` and
   ``filter`` at B=1000, T=20000, each in a fresh subprocess.
 * ``jit``: what the first call of each kernel costs in a process with an
@@ -54,7 +59,14 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from seqmodels._checks import as_sequences  # noqa: E402
 from seqmodels.dice import loaded_dice  # noqa: E402
-from seqmodels.hmm import HMM, em_step, fit_em, limit_threads, window_init  # noqa: E402
+from seqmodels.hmm import (  # noqa: E402
+    HMM,
+    align_states,
+    em_step,
+    fit_em,
+    limit_threads,
+    window_init,
+)
 from seqmodels.hmm.model import hmmlearn_input  # noqa: E402
 
 LENGTH = 500
@@ -129,6 +141,11 @@ def compare_batch(model: HMM, dynamax: dict, symbols: np.ndarray) -> None:
                 "filter vs dynamax", rtol=1e-7)
     print(interleaved(lambda: model.filter(symbols), lambda: dynamax["filter"](symbols),
                       REPEATS).line(f"filter {label} vs dynamax hmm_filter"))
+    check_close(model.smooth(symbols).reshape(-1, model.n_states),
+                reference.predict_proba(X, lengths), "smooth vs hmmlearn", rtol=1e-7)
+    print(per_step(interleaved(lambda: model.smooth(symbols),
+                               lambda: reference.predict_proba(X, lengths), REPEATS),
+                   f"smooth {label} vs hmmlearn predict_proba", symbols.size))
     paths, _ = model.viterbi(symbols)
     if not np.array_equal(paths.ravel(), reference.decode(X, lengths)[1]):
         raise AssertionError("Viterbi paths differ from hmmlearn's")
@@ -140,20 +157,26 @@ def compare_batch(model: HMM, dynamax: dict, symbols: np.ndarray) -> None:
                                     f"({same:.4%} of states equal: ties break differently)"))
 
 
+def per_step(result, label: str, n_steps: int) -> str:
+    """``result.line(label)`` with both sides' nanoseconds per sequence-step."""
+    return (result.line(label) + f"; ours {result.ours / n_steps * 1e9:.1f} ns/step, peer "
+            f"{result.peer / n_steps * 1e9:.1f} ns/step")
+
+
 def section_long() -> None:
     spec = loaded_dice()
     model, reference = spec.to_hmm(), spec.to_hmm().to_hmmlearn()
     symbols = spec.sample(1, 10**6, seed=5).symbols[0]
     X = symbols.reshape(-1, 1)
     check_close(model.log_likelihood(symbols), reference.score(X), "long log_likelihood")
-    result = interleaved(lambda: model.log_likelihood(symbols), lambda: reference.score(X), 5)
-    print(result.line("log_likelihood B=1 T=10^6 vs hmmlearn score") +
-          f"; ours {result.ours / 1e6 * 1e9:.1f} ns/step, hmmlearn "
-          f"{result.peer / 1e6 * 1e9:.1f} ns/step")
-    result = interleaved(lambda: model.viterbi(symbols), lambda: reference.decode(X), 5)
-    print(result.line("viterbi B=1 T=10^6 vs hmmlearn decode") +
-          f"; ours {result.ours / 1e6 * 1e9:.1f} ns/step, hmmlearn "
-          f"{result.peer / 1e6 * 1e9:.1f} ns/step")
+    batch = as_sequences(symbols, model.n_symbols)
+    for name, ours, peer in (
+            ("log_likelihood", lambda: model.log_likelihood(symbols), lambda: reference.score(X)),
+            ("viterbi", lambda: model.viterbi(symbols), lambda: reference.decode(X)),
+            ("smooth", lambda: model.smooth(symbols), lambda: reference.predict_proba(X)),
+            ("EM iteration (E-step on the kernels, M-step)", lambda: em_step(model, batch, 1e-3),
+             lambda: model.to_hmmlearn(n_iter=1, emissionprob_prior=1.001).fit(X))):
+        print(per_step(interleaved(ours, peer, 5), f"{name} B=1 T=10^6 vs hmmlearn", 10**6))
 
 
 def section_k64() -> None:
@@ -216,6 +239,41 @@ def section_fit() -> None:
           f"{theirs.log_likelihood:.4f}")
 
 
+def section_comparison() -> None:
+    """The default comparison's EM HMM fit (``compare.run``'s stage, same data and seed):
+    ``engine="batched"`` on one numba thread vs ``engine="hmmlearn"``, with the quality."""
+    from seqmodels.compare.config import ComparisonConfig
+    from seqmodels.compare.run import _streams
+    from seqmodels.dice import PRESETS
+
+    config = ComparisonConfig()
+    streams = _streams(config.seed)
+    spec = PRESETS[config.preset]()
+    truth = spec.to_hmm()
+    train = spec.sample(config.n_train, config.length, streams["train"]).symbols
+    test = spec.sample(config.n_test, config.length, streams["test"]).symbols
+    fits = {}
+
+    def stage(engine):  # compare.run._fit_em_aligned's call, with a fresh "em" stream each time
+        fits[engine] = fit_em(train, truth.n_states, truth.n_symbols, n_restarts=config.restarts,
+                              n_finalists=config.em_finalists, seed=_streams(config.seed)["em"],
+                              engine=engine, progress=False)
+
+    with limit_threads(1):
+        result = interleaved(lambda: stage("batched"), lambda: stage("hmmlearn"), 5, warmup=False)
+    print(result.line(f"default comparison's EM stage ({config.n_train} x {config.length} "
+                      f"{config.preset}, {config.restarts} restarts, {config.em_finalists} "
+                      "finalists), engine batched on 1 thread vs hmmlearn", 1, "s"))
+    for engine, fit in fits.items():
+        model, _ = align_states(fit.model, truth)
+        excess = (truth.log_likelihood(test).sum() - model.log_likelihood(test).sum()) / test.size
+        print(f"  {engine}: train log-likelihood {fit.log_likelihood:.4f}, held-out excess "
+              f"{excess:.6f} nats/symbol, max |transmat error| "
+              f"{np.abs(model.transmat - truth.transmat).max():.4f}, max |emission error| "
+              f"{np.abs(model.emissionprob - truth.emissionprob).max():.4f}, iterations "
+              f"{int(fit.restarts.iterations.sum())}")
+
+
 _MEMORY_PROBE = textwrap.dedent("""
     import sys, numpy as np
     from seqmodels.dice import loaded_dice
@@ -276,7 +334,8 @@ def section_jit() -> None:
 
 
 SECTIONS = {"inference": section_inference, "long": section_long, "k64": section_k64,
-            "bound": section_bound, "fit": section_fit, "memory": section_memory,
+            "bound": section_bound, "fit": section_fit, "comparison": section_comparison,
+            "memory": section_memory,
             "jit": section_jit}
 
 

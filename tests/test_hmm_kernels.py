@@ -90,13 +90,23 @@ def test_filter_pads_with_nan_and_reports_lengths(case):
     assert alone.log_likelihood == pytest.approx(result.log_likelihood[-1], rel=1e-15)
 
 
-def test_lanes_and_single_sequences_agree_bit_for_bit():
-    """The lane pass and the one-sequence pass do the same arithmetic in the same order."""
-    model = random_model(4, 8, seed=1)
-    _, symbols = model.sample(2 * LANES, 300, seed=2)
-    together = model.log_likelihood(symbols)
-    alone = np.array([model.log_likelihood(row) for row in symbols])
-    np.testing.assert_array_equal(together, alone)
+@pytest.mark.parametrize("n_states", [3, 4, 6])
+def test_lanes_and_single_sequences_agree_bit_for_bit(n_states):
+    """The lane passes and the one-sequence passes (narrow groups, registers for K <= 4) do
+    the same arithmetic in the same order: a sequence's results do not depend on its batch."""
+    model = random_model(n_states, 8, seed=1)
+    lengths = np.r_[np.full(2 * LANES, 300), np.arange(100, 300, 20)]  # ragged tails too
+    _, symbols = model.sample(len(lengths), lengths, seed=2)
+    sequences = [row[:n] for row, n in zip(symbols, lengths, strict=True)]
+    together = model.log_likelihood(sequences)
+    posterior, (paths, log_prob) = model.smooth(sequences), model.viterbi(sequences)
+    for b in range(0, len(sequences), 7):
+        row, n = sequences[b], lengths[b]
+        assert model.log_likelihood(row) == together[b]
+        np.testing.assert_array_equal(model.smooth(row), posterior[b, :n])
+        alone_path, alone_value = model.viterbi(row)
+        np.testing.assert_array_equal(alone_path, paths[b, :n])
+        assert alone_value == log_prob[b]
 
 
 # --------------------------------------------------------------------------- brute force

@@ -4,7 +4,7 @@
 k-means on window histograms) with restarts chosen cheaply: every restart gets
 a short screening run, and only the best few continue to convergence. Its
 default engine runs the E-step as one compiled pass over the whole batch
-(:func:`seqmodels.hmm.kernels.expected_counts`); ``engine="hmmlearn"`` runs
+(:func:`seqmodels.hmm.kernels.forward_backward`); ``engine="hmmlearn"`` runs
 hmmlearn's ``CategoricalHMM.fit``, the reference, with the same M-step. Label
 switching between fits is undone by :func:`~seqmodels.hmm.align.align_states`.
 """
@@ -246,21 +246,20 @@ def _expected_counts(model: HMM, batch: SymbolBatch) -> tuple[np.ndarray, np.nda
                                                               np.ndarray, float]:
     """Expected start (K,), transition (K, K) and emission (K, V) counts, and log P(data)."""
     n_seq, n_states = len(batch.lengths), model.n_states
-    n_chunks = kernels.chunk_count(n_seq)
-    start = np.empty((n_chunks, n_states))
-    pair_sums = np.empty((n_chunks, n_states, n_states))
-    emissions = np.empty((n_chunks, n_states, model.n_symbols))
+    counts = np.empty((kernels.chunk_count(n_seq), n_states, 1 + n_states + model.n_symbols))
     log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
     transmat_t, emission_t = model._transposed
-    kernels.expected_counts(model.startprob, model.transmat, transmat_t, emission_t,
-                            batch.symbols, batch.lengths, n_chunks, start, pair_sums,
-                            emissions, log_likelihood, bad_step)
+    kernels.forward_backward(model.startprob, model.transmat, transmat_t, emission_t,
+                             batch.symbols, batch.lengths, kernels.longest_first(batch.lengths),
+                             kernels.lane_width(n_seq), np.empty((0, 0, n_states)), counts,
+                             log_likelihood, bad_step)
     if np.any(bad_step >= 0):
         sequence = int(np.flatnonzero(bad_step >= 0)[0])
         raise ValueError(f"sequence {sequence} has zero probability under the EM parameters "
                          f"(step {int(bad_step[sequence])}): start from another init")
-    return (start.sum(axis=0), model.transmat * pair_sums.sum(axis=0), emissions.sum(axis=0),
-            float(log_likelihood.sum()))
+    counts = counts.sum(axis=0)
+    return (counts[:, 0], model.transmat * counts[:, 1: 1 + n_states],
+            counts[:, 1 + n_states:], float(log_likelihood.sum()))
 
 
 def fit_em(
@@ -356,7 +355,7 @@ def fit_em(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     n_seq, n_steps = batch.symbols.shape
-    check_memory(8.0 * kernels.chunk_count(n_seq) * n_steps * (n_states + 1),
+    check_memory(kernels.scratch_bytes(n_seq, n_steps, n_states + 2),
                  f"fit_em's buffers for n_sequences={n_seq} x length={n_steps}")
     rng = as_generator(seed)
     runs = [_Run(init if isinstance(init, HMM) else

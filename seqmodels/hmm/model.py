@@ -85,10 +85,12 @@ def _refuse_impossible(batch: SymbolBatch, bad_step: np.ndarray) -> None:
         )
 
 
-def _check_outputs(batch: SymbolBatch, values_per_step: int, what: str) -> None:
-    """Refuse per-step float64 outputs of ``values_per_step`` values that cannot fit."""
+def _check_outputs(batch: SymbolBatch, values_per_step: int, what: str, scratch: int = 0) -> None:
+    """Refuse ``values_per_step`` 8-byte outputs per step, plus the kernel's scratch of
+    ``scratch`` floats per lane-step (:func:`kernels.scratch_bytes`), when they cannot fit."""
     n_seq, n_steps = batch.symbols.shape
-    check_memory(8.0 * n_seq * n_steps * values_per_step,
+    check_memory(8.0 * n_seq * n_steps * values_per_step
+                 + kernels.scratch_bytes(n_seq, n_steps, scratch),
                  f"{what} of n_sequences={n_seq} x length={n_steps}")
 
 
@@ -257,7 +259,7 @@ class HMM:
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         kernels.filter_pass(self.startprob, transmat_t, self.emissionprob, emission_t,
                             batch.symbols, batch.lengths, belief_out, forecast_out,
-                            log_likelihood, bad_step)
+                            log_likelihood, bad_step, min(n_seq, kernels.thread_count()))
         _refuse_impossible(batch, bad_step)
         return (belief_out if beliefs else None, forecast_out if predictive else None,
                 log_likelihood)
@@ -279,7 +281,7 @@ class HMM:
         order = (np.argsort(-batch.lengths, kind="stable") if batch.ragged
                  else np.arange(len(batch.lengths)))
         return kernels.log_likelihood(startprob, transmat_t, emission_t, batch.symbols,
-                                      batch.lengths, order)
+                                      batch.lengths, order, kernels.chunk_count(len(order)))
 
     def smooth(self, symbols, lengths=None) -> np.ndarray:
         """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{L-1})`, shape (B, T, K).
@@ -289,13 +291,16 @@ class HMM:
         that exist); (T, K) for a (T,) input. Same input and errors as :meth:`filter`.
         """
         batch = self._sequences(symbols, lengths)
-        _check_outputs(batch, self.n_states, "smooth")
+        _check_outputs(batch, self.n_states, "smooth", scratch=self.n_states + 2)
         n_seq = len(batch.lengths)
         transmat_t, emission_t = self._transposed
         posterior = np.empty((*batch.symbols.shape, self.n_states))
-        bad_step = np.empty(n_seq, dtype=np.int64)
-        kernels.smooth_pass(self.startprob, self.transmat, transmat_t, emission_t, batch.symbols,
-                            batch.lengths, kernels.chunk_count(n_seq), posterior, bad_step)
+        log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
+        no_counts = np.empty((kernels.chunk_count(n_seq), self.n_states, 0))
+        kernels.forward_backward(self.startprob, self.transmat, transmat_t, emission_t,
+                                 batch.symbols, batch.lengths, kernels.longest_first(batch.lengths),
+                                 kernels.lane_width(n_seq), posterior, no_counts, log_likelihood,
+                                 bad_step)
         _refuse_impossible(batch, bad_step)
         return posterior[0] if batch.single else posterior
 
@@ -323,16 +328,15 @@ class HMM:
             As :meth:`filter`.
         """
         batch = self._sequences(symbols, lengths)
-        n_seq, n_steps = batch.symbols.shape
-        n_chunks = kernels.chunk_count(n_seq)
-        check_memory(8.0 * (n_seq + n_chunks * self.n_states) * n_steps,
-                     f"viterbi of n_sequences={n_seq} x length={n_steps}")
+        _check_outputs(batch, 1, "viterbi", scratch=self.n_states + 1)
+        n_seq = len(batch.lengths)
         paths = np.empty(batch.symbols.shape, dtype=np.int64)
         log_prob, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         with np.errstate(divide="ignore"):
             logs = [np.log(array) for array in (self.startprob, *self._transposed)]
-        kernels.viterbi_pass(*logs, batch.symbols, batch.lengths, n_chunks, paths, log_prob,
-                             bad_step)
+        kernels.viterbi_pass(*logs, batch.symbols, batch.lengths,
+                             kernels.longest_first(batch.lengths), kernels.lane_width(n_seq),
+                             kernels.chunk_count(n_seq), paths, log_prob, bad_step)
         _refuse_impossible(batch, bad_step)
         return (paths[0], log_prob[0]) if batch.single else (paths, log_prob)
 
