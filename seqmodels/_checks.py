@@ -8,6 +8,7 @@ a ``ValueError`` that names the argument and what was wrong, never an
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import zlib
@@ -27,6 +28,49 @@ def readonly(array: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     out = np.array(array, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
+
+
+#: dtype kinds that hold numbers: signed and unsigned integers, floats; object arrays
+#: (Python numbers, None) are converted and refused if that fails.
+_NUMBER_KINDS = "iufO"
+
+
+def plain_array(name: str, values) -> np.ndarray:
+    """``numpy.asarray(values)``, refusing masked arrays and ragged nesting by name."""
+    _refuse_masked(values, name)
+    try:
+        return np.asarray(values)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array: {err}") from None
+
+
+def float_array(name: str, values) -> np.ndarray:
+    """``values`` as a float64 array; ``ValueError`` naming ``name`` unless they are numbers.
+
+    Refused: masked arrays (a masked entry is a missing value), ragged nesting,
+    bools (a mask or a flag, not a quantity), strings (even ``"0.5"``), complex
+    numbers and anything NumPy cannot read as floats. NaN and inf pass: range
+    checks are the caller's.
+    """
+    array = plain_array(name, values)
+    if array.dtype.kind not in _NUMBER_KINDS:
+        raise ValueError(f"{name} must be an array of numbers, got dtype {array.dtype}")
+    try:
+        return np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be an array of numbers: {err}") from None
+
+
+def integer_array(name: str, values) -> np.ndarray:
+    """``values`` as an array of an integer dtype, or ``ValueError`` naming ``name``.
+
+    Refused: masked arrays, ragged nesting, bools, floats (even 1.0: the caller
+    asked for states or counts by index) and everything else that is not integers.
+    """
+    array = plain_array(name, values)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be an array of integers, got dtype {array.dtype}")
+    return array
 
 
 def check_probabilities(name: str, values, ndim: int) -> np.ndarray:
@@ -52,10 +96,7 @@ def check_probabilities(name: str, values, ndim: int) -> np.ndarray:
     ValueError
         Naming ``name``, the offending row and what was found.
     """
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be an array of numbers: {err}") from None
+    array = float_array(name, values)
     if array.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {array.shape}")
     if array.size == 0:
@@ -93,26 +134,44 @@ def check_real(name: str, value) -> float:
     return float(value)
 
 
+def positive_real(name: str, value, allow_none: bool = False) -> float | None:
+    """``value`` as a float if it is a positive finite number (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    number = check_real(name, value)
+    if not 0.0 < number < np.inf:  # NaN fails too
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def non_negative_real(name: str, value) -> float:
+    """``value`` as a float if it is a finite number ``>= 0``."""
+    number = check_real(name, value)
+    if not 0.0 <= number < np.inf:  # NaN fails too
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return number
+
+
 def as_generator(seed: Seed) -> np.random.Generator:
     """``numpy.random.default_rng(seed)``, with a ``ValueError`` naming ``seed`` if it is refused.
 
     ``seed`` is an int ``>= 0``, a ``numpy.random.Generator`` (used as is) or None
-    (fresh entropy); anything else ``default_rng`` accepts works too.
+    (fresh entropy); anything else ``default_rng`` accepts works too, except a
+    bool (``True`` is no seed: usually an argument in the wrong place).
     """
+    refused = ValueError(f"seed must be a non-negative int, a numpy.random.Generator or None, "
+                         f"got {seed!r}")
+    if isinstance(seed, (bool, np.bool_)):
+        raise refused
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}"
-        ) from None
+        raise refused from None
 
 
 def _symbol_values(array: np.ndarray, n_symbols: int, name: str) -> np.ndarray:
     """Check that a non-empty array holds integer symbols in ``[0, n_symbols)``; int64 copy."""
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-        or array.dtype == bool
-    ):
+    if array.dtype.kind not in "iuf":  # bools are a mask, not symbols
         raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
     if array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
@@ -170,11 +229,7 @@ def as_symbol_batch(symbols, n_symbols: int, name: str = "symbols") -> tuple[np.
         True when the input was one ``(T,)`` sequence, so callers can return the
         same rank they were given.
     """
-    _refuse_masked(symbols, name)
-    try:
-        array = np.asarray(symbols)
-    except ValueError as err:  # ragged nested lists
-        raise ValueError(f"{name} must be a rectangular array: {err}") from None
+    array = plain_array(name, symbols)
     if array.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {array.shape}")
     batch = _symbol_values(array, n_symbols, name)
@@ -228,11 +283,7 @@ class SymbolBatch:
 
 def check_lengths(lengths, total: int | None = None, name: str = "lengths") -> np.ndarray:
     """Validate sequence lengths: 1-D integers ``>= 1`` (summing to ``total`` when given)."""
-    _refuse_masked(lengths, name)
-    try:
-        array = np.asarray(lengths)
-    except ValueError as err:
-        raise ValueError(f"{name} must be a 1-D array of integers: {err}") from None
+    array = plain_array(name, lengths)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of integers, got shape "
                          f"{array.shape}")
@@ -305,10 +356,7 @@ def as_sequences(symbols, n_symbols: int, name: str = "symbols",
 
 
 def _from_hmmlearn_layout(symbols, n_symbols: int, name: str, lengths) -> SymbolBatch:
-    try:
-        array = np.asarray(symbols)
-    except ValueError as err:
-        raise ValueError(f"{name} must be a rectangular array with lengths: {err}") from None
+    array = plain_array(name, symbols)
     if not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)):
         raise ValueError(
             f"lengths is for hmmlearn's layout, {name} of shape (N,) or (N, 1); {name} has "
@@ -326,11 +374,7 @@ def _from_list(symbols, n_symbols: int, name: str) -> SymbolBatch:
     rows = []
     for b, row in enumerate(symbols):
         where = f"{name}[{b}]"
-        _refuse_masked(row, where)
-        try:
-            array = np.asarray(row)
-        except ValueError as err:
-            raise ValueError(f"{where} must be a 1-D array of integers: {err}") from None
+        array = plain_array(where, row)
         if array.ndim != 1:
             raise ValueError(f"{where} must be a 1-D sequence, got shape {array.shape}")
         rows.append(_symbol_values(array, n_symbols, where))
@@ -359,11 +403,27 @@ def available_memory() -> int | None:
 def format_bytes(n_bytes: float) -> str:
     """``n_bytes`` in binary units, three significant figures: ``"7.28 TiB"``."""
     value = float(n_bytes)
+    if not math.isfinite(value):
+        return "more than 10**308 bytes"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if value < 1024 or unit == "PiB":
             return f"{value:.3g} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def size_power(base: int, exponent: int) -> float:
+    """``base ** exponent`` as a float for sizing arrays, ``inf`` where a float overflows
+    (``8.0 ** 10**12`` raises ``OverflowError``; no such array fits anyway)."""
+    if base <= 1:
+        return float(base)
+    return float(base) ** exponent if exponent * math.log(base) < 700 else math.inf
+
+
+def memory_capacity(bytes_each: float) -> float:
+    """How many items of ``bytes_each`` bytes the memory available now holds (inf if unknown)."""
+    available = available_memory()
+    return math.inf if available is None else available / bytes_each
 
 
 def check_memory(n_bytes: float, what: str) -> None:

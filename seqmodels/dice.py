@@ -23,6 +23,7 @@ from seqmodels._checks import (
     check_lengths,
     check_probabilities,
     check_real,
+    integer_array,
     readonly,
 )
 from seqmodels._io import load_npz, save_npz
@@ -218,15 +219,12 @@ class DiceSample:
     def __post_init__(self) -> None:
         if not isinstance(self.spec, DiceHMM):
             raise ValueError(f"spec must be a DiceHMM, got {type(self.spec).__name__}")
-        dice = np.asarray(self.dice)
-        faces = np.asarray(self.faces)
+        dice, faces = integer_array("dice", self.dice), integer_array("faces", self.faces)
         if dice.ndim != 2 or dice.shape != faces.shape or dice.size == 0:
             raise ValueError(
                 f"dice and faces must be non-empty (B, T) arrays of one shape, "
                 f"got {dice.shape} and {faces.shape}"
             )
-        if not (np.issubdtype(dice.dtype, np.integer) and np.issubdtype(faces.dtype, np.integer)):
-            raise ValueError("dice and faces must be integer arrays")
         lengths = self._checked_lengths(dice.shape)
         thrown = np.arange(dice.shape[1]) < lengths[:, None]
         if dice[thrown].min() < 0 or dice[thrown].max() >= self.spec.n_states:
@@ -323,7 +321,7 @@ class DiceSample:
         ``to_hmmlearn(with_states=True)``; also reads ``X, Z =
         CategoricalHMM.sample(n)``. ``ValueError`` if the shapes or lengths disagree.
         """
-        X, Z = np.asarray(X), np.asarray(Z)
+        X, Z = integer_array("X", X), integer_array("Z", Z)
         if X.ndim != 2 or X.shape[1] != 1 or Z.shape != (X.shape[0],):
             raise ValueError(f"X must have shape (N, 1) and Z shape (N,), got {X.shape} and "
                              f"{Z.shape}")

@@ -323,7 +323,7 @@ def test_load_refuses_corrupt_or_foreign_files(tmp_path, case):
     [
         (np.zeros(3, dtype=int), np.ones(3, dtype=int), "non-empty"),
         (np.zeros((2, 2), dtype=int), np.ones((2, 3), dtype=int), "of one shape"),
-        (np.zeros((1, 2)), np.ones((1, 2)), "must be integer arrays"),
+        (np.zeros((1, 2)), np.ones((1, 2)), "must be an array of integers"),
         (np.full((1, 2), 4), np.ones((1, 2), dtype=int), r"dice must lie in \[0, 4\)"),
         (np.zeros((1, 2), dtype=int), np.full((1, 2), 9), "faces must lie in 1..8"),
         (np.zeros((1, 2), dtype=int), np.zeros((1, 2), dtype=int), "faces must lie in 1..8"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import SUM_TOL, by_value, check_probabilities, readonly
+from seqmodels._checks import SUM_TOL, by_value, check_probabilities, float_array, readonly
 from seqmodels.hmm.model import HMM, stationary_distribution
 
 #: Largest deviation from ``T[x, i, j] = A[i, j] B[j, x]`` still taken as a factorisation.
@@ -77,7 +77,7 @@ class ConvertedHMM:
             the state the process is in after emitting :math:`x_t`. NaN padding
             stays NaN.
         """
-        beliefs = np.asarray(beliefs, dtype=np.float64)
+        beliefs = float_array("beliefs", beliefs)
         if beliefs.shape[-1:] != self.state_map.shape:
             raise ValueError(f"beliefs must end in an axis of {self.state_map.size} states, "
                              f"got shape {beliefs.shape}")
@@ -96,10 +96,7 @@ def check_labelled_transitions(T) -> np.ndarray:
         a state ``i`` whose outgoing mass :math:`\\sum_{x, j} T_{x i j}` is not
         1 within 1e-8 (the message gives the state and the sum).
     """
-    try:
-        array = np.asarray(T, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"T must be an array of numbers: {err}") from None
+    array = float_array("T", T)
     if array.ndim != 3 or array.shape[1] != array.shape[2] or 0 in array.shape:
         raise ValueError(f"T must have shape (V, K, K) with V, K >= 1, got {array.shape}")
     if not np.all(np.isfinite(array)):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import Seed, as_symbol_batch
+from seqmodels._checks import Seed, as_symbol_batch, plain_array
 from seqmodels.rnn.model import RNN, finite_array, readonly_copy, single_threaded
 
 
@@ -127,7 +127,7 @@ class ElmanRNN(RNN):
 
     def _drive(self, inputs) -> tuple[np.ndarray, bool]:
         """``x_t @ W_input + b``, time-major (T, B, H), and whether one sequence was given."""
-        array = np.asarray(inputs)
+        array = plain_array("inputs", inputs)
         if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
             batch, single = as_symbol_batch(array, self.n_inputs, "inputs")
             drive = np.empty((1, batch.shape[1], batch.shape[0], self.n_hidden), self.dtype)

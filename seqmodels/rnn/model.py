@@ -17,6 +17,8 @@ from seqmodels._checks import (
     as_sequences,
     check_count,
     check_memory,
+    float_array,
+    positive_real,
 )
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn import output as out
@@ -29,7 +31,6 @@ from seqmodels.rnn.train import (
     Sequences,
     TrainingDivergedError,
     history_frame,
-    positive_real,
     split_validation,
     train,
 )
@@ -151,6 +152,9 @@ class RNN:
         biases may be scalars when their size is 1. ``ValueError`` if a name is
         missing or unknown, a shape disagrees or a value is not finite.
         """
+        if not isinstance(parameters, Mapping):
+            raise ValueError(f"parameters must be a mapping of names to arrays (see "
+                             f"RNN.parameters), got {type(parameters).__name__}")
         arrays = {name: finite_array(name, value) for name, value in parameters.items()}
         for name in ("W_input", "W_output"):
             if name not in arrays or arrays[name].ndim != 2:
@@ -559,10 +563,7 @@ def _float_dtype(dtype) -> np.dtype:
 
 
 def finite_array(name: str, value) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be an array of numbers: {err}") from None
+    array = float_array(name, value)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or inf")
     return array

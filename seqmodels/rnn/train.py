@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from seqmodels._checks import check_count, check_memory, check_real
+from seqmodels._checks import check_count, check_memory, check_real, positive_real
 from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, matmul_per_gate
 from seqmodels.rnn.output import (
     fill_onehot,
@@ -190,16 +190,6 @@ class Adam:
         self.params -= scratch
 
 
-def positive_real(name: str, value, allow_none: bool = False) -> float | None:
-    """``value`` as a float if it is a positive finite number (or None when allowed)."""
-    if value is None and allow_none:
-        return None
-    number = check_real(name, value)
-    if not 0.0 < number < np.inf:  # NaN fails too
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return number
-
-
 @dataclass(frozen=True)
 class FitSettings:
     """The knobs of ``fit``; :meth:`checked` validates ``fit``'s arguments into one.
@@ -249,17 +239,26 @@ def _later_rates(schedule, patience: int | None) -> tuple[float, ...]:
     return rates
 
 
-def split_validation(n_sequences: int, fraction: float,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random whole-sequence split: (train rows, validation rows); at least one of each if used."""
+def validation_count(n_sequences: int, fraction: float) -> int:
+    """How many of ``n_sequences`` sequences ``fraction`` holds out: none for 0, else
+    ``round(fraction * n)`` and at least one; ``ValueError`` if no training one is left."""
     if fraction == 0.0:
-        return np.arange(n_sequences), np.arange(0)
+        return 0
     n_val = max(1, round(fraction * n_sequences))
     if n_val >= n_sequences:
         raise ValueError(
             f"validation={fraction} of {n_sequences} sequence(s) leaves no training sequence; "
             "pass more sequences or validation=0"
         )
+    return n_val
+
+
+def split_validation(n_sequences: int, fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random whole-sequence split: (train rows, validation rows); at least one of each if used."""
+    n_val = validation_count(n_sequences, fraction)
+    if n_val == 0:
+        return np.arange(n_sequences), np.arange(0)
     order = rng.permutation(n_sequences)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
