@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from seqmodels._checks import check_count, check_memory
+from seqmodels._checks import check_count, check_memory, memory_capacity, size_power
 from seqmodels.hmm import HMM, Seed
 from seqmodels.processes import as_hmm
 
@@ -51,7 +51,71 @@ class RateEstimate(NamedTuple):
     standard_error: float
 
 
-def _word_levels(hmm: HMM, max_length: int, argument: str) -> Iterator[tuple[np.ndarray, ...]]:
+#: Most distinct state sets :func:`_word_count` follows before it takes ``V**L`` instead.
+_MAX_STATE_SETS = 4096
+
+
+def _word_count(hmm: HMM, length: int, most: float) -> float:
+    """How many words of ``length`` symbols have positive probability, or some number
+    above ``most`` as soon as the count passes it; from the supports alone.
+
+    A word's probability is positive when some state path can emit it, so what
+    matters about a prefix is the set of states it can be in next: words are
+    counted per set (the subset construction of the automaton of positive
+    entries), at a cost of (sets x V x K) per symbol, never a pass over the words.
+    Counts never fall as words grow (every word has a continuation), and once a
+    level repeats the one before, all later levels do. With more than
+    :data:`_MAX_STATE_SETS` sets the bound ``V**length`` is returned.
+    """
+    n_states = hmm.n_states
+    successors = [_bits(hmm.transmat[k] > 0) for k in range(n_states)]
+    emitters = [_bits(column > 0) for column in hmm.emissionprob.T]
+    sets = {_bits(hmm.startprob > 0): 1.0}  # possible next states -> number of prefixes
+    for _ in range(length):
+        following: dict[int, float] = {}
+        for states, count in sets.items():
+            for emitter in emitters:
+                now = states & emitter
+                if now:
+                    after = 0
+                    for k in range(n_states):
+                        after |= successors[k] if now >> k & 1 else 0
+                    following[after] = following.get(after, 0.0) + count
+        if following == sets:
+            break
+        sets = following
+        if sum(sets.values()) > most:
+            break
+        if len(sets) > _MAX_STATE_SETS:
+            return size_power(hmm.n_symbols, length)
+    return sum(sets.values())
+
+
+def _bits(members: np.ndarray) -> int:
+    """A set of states as an int: bit ``k`` set when ``members[k]``."""
+    return sum(1 << int(k) for k in np.flatnonzero(members))
+
+
+def _check_words_fit(hmm: HMM, max_length: int, argument: str, output_bytes: float,
+                     output: str) -> None:
+    """Refuse, before any level of the word tree is built, a ``max_length`` whose result
+    (``output_bytes``, described by ``output``) or longest level (the largest: counts
+    never fall) cannot fit in memory.
+
+    Raises
+    ------
+    ValueError
+        Naming ``argument`` (``"max_length=..."``) and what does not fit.
+    """
+    check_memory(output_bytes, f"{argument}: {output}")
+    per_word = _BYTES_PER_WORD_STATE * hmm.n_states + _BYTES_PER_WORD
+    n_words = _word_count(hmm, max_length, memory_capacity(per_word))
+    check_memory(output_bytes + n_words * per_word,
+                 f"{argument}: at least {n_words:.3g} words of length {max_length} x "
+                 f"{hmm.n_states} states")
+
+
+def _word_levels(hmm: HMM, max_length: int) -> Iterator[tuple[np.ndarray, ...]]:
     """The forward pass over the word tree, one level (word length) at a time.
 
     Level ``L`` holds every word of length ``L`` with positive probability:
@@ -61,11 +125,7 @@ def _word_levels(hmm: HMM, max_length: int, argument: str) -> Iterator[tuple[np.
     children of probability 0, so it is dropped with its subtree: sparse
     processes (Golden Mean, RRXOR) reach longer words.
 
-    Raises
-    ------
-    ValueError
-        Naming ``argument`` (``max_length=...``) before allocating a level that
-        cannot fit in memory.
+    The caller checks first that the longest level fits (:func:`_check_words_fit`).
     """
     n_states, n_symbols = hmm.n_states, hmm.n_symbols
     emission = hmm.emissionprob.T  # (V, K)
@@ -73,8 +133,6 @@ def _word_levels(hmm: HMM, max_length: int, argument: str) -> Iterator[tuple[np.
     predicted = hmm.startprob[None, :]  # P(words so far, z at the next step)
     for length in range(1, max_length + 1):
         n_words = predicted.shape[0] * n_symbols
-        check_memory(float(n_words) * (_BYTES_PER_WORD_STATE * n_states + _BYTES_PER_WORD),
-                     f"{argument}: {n_words} words of length {length} x {n_states} states")
         alpha = (predicted[:, None, :] * emission[None, :, :]).reshape(n_words, n_states)
         index = (index[:, None] * n_symbols + np.arange(n_symbols)).reshape(-1)
         probability = alpha.sum(axis=1)
@@ -108,11 +166,11 @@ def word_probabilities(model, length: int) -> np.ndarray:
         Naming ``length``: not an integer ``>= 1``, or too many words for memory.
     """
     hmm, length = as_hmm(model), check_count("length", length)
-    n_words = float(hmm.n_symbols) ** length
-    check_memory(8.0 * n_words, f"length={length}: {n_words:.3g} words")
+    n_words = size_power(hmm.n_symbols, length)
+    _check_words_fit(hmm, length, f"length={length}", 8.0 * n_words, f"{n_words:.3g} words")
     probabilities = np.zeros(int(n_words))
     # Only the last level (the words of full length) is kept.
-    index, _, probability = deque(_word_levels(hmm, length, f"length={length}"), maxlen=1)[0]
+    index, _, probability = deque(_word_levels(hmm, length), maxlen=1)[0]
     probabilities[index] = probability
     return probabilities
 
@@ -154,9 +212,10 @@ def block_entropy(model, max_length: int) -> np.ndarray:
         that cannot fit in memory (refused before it is allocated).
     """
     hmm, max_length = as_hmm(model), check_count("max_length", max_length)
+    _check_words_fit(hmm, max_length, f"max_length={max_length}", 8.0 * (max_length + 1.0),
+                     f"{max_length + 1} block entropies")
     entropies = np.zeros(max_length + 1)
-    levels = _word_levels(hmm, max_length, f"max_length={max_length}")
-    for length, (_, _, probability) in enumerate(levels, start=1):
+    for length, (_, _, probability) in enumerate(_word_levels(hmm, max_length), start=1):
         entropies[length] = _entropy(probability)
     return entropies
 

@@ -37,7 +37,10 @@ from seqmodels._checks import (
     by_value,
     check_count,
     check_lengths,
+    check_memory,
     check_real,
+    float_array,
+    integer_array,
     readonly,
 )
 from seqmodels.dice import PRESETS as DICE_PRESETS
@@ -81,12 +84,8 @@ class LabelledProcess:
 
     def __post_init__(self) -> None:
         converted = from_labelled_transitions(self.T)  # validates T
-        names = self.original_state_names
         n_original = converted.original_states
-        names = tuple(str(k) for k in range(n_original)) if names is None else tuple(names)
-        if len(names) != n_original:
-            raise ValueError(f"original_state_names must name the {n_original} states of T, "
-                             f"got {len(names)} names")
+        names = _state_names(self.original_state_names, n_original)
         object.__setattr__(self, "T", readonly(self.T))
         object.__setattr__(self, "original_state_names", names)
         object.__setattr__(self, "name", str(self.name))
@@ -143,6 +142,17 @@ class LabelledProcess:
                              lengths=None if np.ndim(length) == 0 else length)
 
 
+def _state_names(names, n_states: int) -> tuple[str, ...]:
+    """``names`` as ``n_states`` strings; ``"0", "1", ...`` for None."""
+    if names is None:
+        return tuple(str(k) for k in range(n_states))
+    if isinstance(names, str) or not isinstance(names, Sequence) or len(names) != n_states \
+            or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"original_state_names must name the {n_states} states of T, one "
+                         f"string each, got {names!r}")
+    return tuple(names)
+
+
 @by_value
 @dataclass(frozen=True)
 class ProcessSample:
@@ -173,7 +183,11 @@ class ProcessSample:
     lengths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        states, symbols = np.asarray(self.states), np.asarray(self.symbols)
+        if not isinstance(self.process, LabelledProcess):
+            raise ValueError(f"process must be a LabelledProcess, got "
+                             f"{type(self.process).__name__}")
+        states = integer_array("states", self.states)
+        symbols = integer_array("symbols", self.symbols)
         if states.ndim != 2 or states.shape != symbols.shape or states.size == 0:
             raise ValueError(f"states and symbols must be non-empty (B, T) arrays of one shape, "
                              f"got {states.shape} and {symbols.shape}")
@@ -218,8 +232,6 @@ class ProcessSample:
 
 
 def _check_range(name: str, values: np.ndarray, present: np.ndarray, bound: int) -> None:
-    if not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"{name} must be integers, got dtype {values.dtype}")
     outside = present & ((values < 0) | (values >= bound))
     if outside.any():
         b, t = np.argwhere(outside)[0]
@@ -229,15 +241,19 @@ def _check_range(name: str, values: np.ndarray, present: np.ndarray, bound: int)
 # --------------------------------------------------------------------------- helpers
 
 
-def as_hmm(model) -> HMM:
-    """The :class:`HMM` of ``model``: an HMM itself, or anything with ``to_hmm()`` (any preset)."""
+def as_hmm(model, name: str = "model") -> HMM:
+    """The :class:`HMM` of ``model``: an HMM itself, or anything with ``to_hmm()`` (any preset).
+
+    ``ValueError`` naming ``name`` (the caller's argument) for anything else.
+    """
     if isinstance(model, HMM):
         return model
     to_hmm = getattr(model, "to_hmm", None)
-    if to_hmm is None:
-        raise ValueError(f"model must be an HMM or have a to_hmm() method (a DiceHMM, a "
+    hmm = to_hmm() if callable(to_hmm) else None
+    if not isinstance(hmm, HMM):
+        raise ValueError(f"{name} must be an HMM or have a to_hmm() method (a DiceHMM, a "
                          f"LabelledProcess), got {type(model).__name__}")
-    return to_hmm()
+    return hmm
 
 
 def state_map(process) -> np.ndarray:
@@ -246,14 +262,18 @@ def state_map(process) -> np.ndarray:
     A :class:`LabelledProcess`'s ``state_map``; the identity for dice and any
     other model whose HMM states are its states.
     """
+    n_states = as_hmm(process, "process").n_states
     mapping = getattr(process, "state_map", None)
-    return np.arange(as_hmm(process).n_states) if mapping is None else mapping
+    return np.arange(n_states) if mapping is None else mapping
 
 
 def original_state_names(process) -> list[str]:
     """Names of the process's own states (what :func:`original_beliefs` returns beliefs over)."""
+    n_states = as_hmm(process, "process").n_states
     names = getattr(process, "original_state_names", None)
-    return list(process.state_names if names is None else names)
+    if names is None:
+        names = getattr(process, "state_names", [str(k) for k in range(n_states)])
+    return list(names)
 
 
 def original_beliefs(process, beliefs) -> np.ndarray:
@@ -265,7 +285,12 @@ def original_beliefs(process, beliefs) -> np.ndarray:
     """
     if isinstance(process, LabelledProcess):
         return process.original_beliefs(beliefs)
-    return np.asarray(beliefs, dtype=np.float64)
+    n_states = as_hmm(process, "process").n_states
+    beliefs = float_array("beliefs", beliefs)
+    if beliefs.shape[-1:] != (n_states,):
+        raise ValueError(f"beliefs must end in an axis of {n_states} states, got shape "
+                         f"{beliefs.shape}")
+    return beliefs
 
 
 def _check_interval(name: str, value, high: float = 1.0, closed_high: bool = False) -> float:
@@ -386,6 +411,9 @@ def random_hmm(n_states: int = 3, n_symbols: int = 3, seed: Seed = 0,
     concentration = check_real("concentration", concentration)
     if not 0.0 < concentration < np.inf:
         raise ValueError(f"concentration must be positive and finite, got {concentration!r}")
+    # The labelled transitions T (V, K, K) and their conversion hold a few copies of it.
+    check_memory(4 * 8.0 * n_symbols * n_states * n_states,
+                 f"random_hmm with n_states={n_states} and n_symbols={n_symbols}")
     rng = as_generator(seed)
     transmat = rng.dirichlet(np.full(n_states, concentration), size=n_states)
     emission = rng.dirichlet(np.full(n_symbols, concentration), size=n_states)

@@ -51,7 +51,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import chdtrc  # the chi-square survival function; scipy.stats is slow to import
 
-from seqmodels._checks import check_count, check_memory, check_probabilities, check_real
+from seqmodels._checks import (
+    check_count,
+    check_memory,
+    check_probabilities,
+    check_real,
+    float_array,
+    integer_array,
+    size_power,
+)
 from seqmodels.information import word_probabilities
 from seqmodels.processes import as_hmm
 
@@ -104,9 +112,24 @@ class CheckResult:
 
 def assert_passed(*results: CheckResult) -> None:
     """Raise ``AssertionError`` listing every result that failed (statistic, p-value, alpha)."""
+    for index, result in enumerate(results):
+        if not isinstance(result, CheckResult):
+            raise ValueError(f"results[{index}] must be a CheckResult (what the checks return), "
+                             f"got {type(result).__name__}")
     failed = [str(result) for result in results if not result.passed]
     if failed:
         raise AssertionError("statistical check failed:\n  " + "\n  ".join(failed))
+
+
+def _check_counts(name: str, counts) -> np.ndarray:
+    """``counts`` as a float array of at least 2 dimensions, or ``ValueError`` naming
+    ``name``: every entry a finite whole number ``>= 0``."""
+    array = np.atleast_2d(float_array(name, counts))
+    bad = ~(np.isfinite(array) & (array >= 0) & (array == np.round(array)))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be whole numbers >= 0, got {array[where]} at {where}")
+    return array
 
 
 def _check_alpha(alpha) -> float:
@@ -211,8 +234,9 @@ def check_multinomial(counts, probs, alpha: float = ALPHA, name: str = "multinom
     given its total: the caller's argument (see the module docstring).
     """
     alpha = _check_alpha(alpha)
-    counts = np.atleast_2d(counts)
-    probs = check_probabilities("probs", np.atleast_2d(probs), ndim=2)
+    counts = _check_counts("counts", counts)
+    probs = np.atleast_2d(float_array("probs", probs))
+    probs = check_probabilities("probs", probs, ndim=2)
     if counts.shape != probs.shape:
         raise ValueError(f"counts and probs must have one shape, got {counts.shape} and "
                          f"{probs.shape}")
@@ -237,7 +261,7 @@ def check_homogeneity(first, second, alpha: float = ALPHA,
     without knowing the law.
     """
     alpha = _check_alpha(alpha)
-    first, second = np.atleast_2d(first), np.atleast_2d(second)
+    first, second = _check_counts("first", first), _check_counts("second", second)
     if first.shape != second.shape:
         raise ValueError(f"first and second must have one shape, got {first.shape} and "
                          f"{second.shape}")
@@ -259,10 +283,11 @@ def check_homogeneity(first, second, alpha: float = ALPHA,
 
 def _as_paths(name: str, values, bound: int) -> np.ndarray:
     """``values`` as a (B, T) int64 array in ``[0, bound)``, -1 only past each sequence's end."""
-    array = np.atleast_2d(np.asarray(values))
-    if array.ndim != 2 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+    array = integer_array(name, values)
+    if array.ndim not in (1, 2) or array.size == 0:
         raise ValueError(f"{name} must be a non-empty (B, T) or (T,) array of integers, got "
-                         f"dtype {array.dtype} and shape {array.shape}")
+                         f"shape {array.shape}")
+    array = np.atleast_2d(array)
     outside = (array < -1) | (array >= bound)
     if outside.any():
         b, t = np.argwhere(outside)[0]
@@ -276,24 +301,41 @@ def _as_paths(name: str, values, bound: int) -> np.ndarray:
 
 
 def emission_counts(states, symbols, n_states: int, n_symbols: int) -> np.ndarray:
-    """Counts (K, V): ``[k, v]`` = steps at which state ``k`` emitted symbol ``v``."""
+    """Counts (K, V): ``[k, v]`` = steps at which state ``k`` emitted symbol ``v``.
+
+    ``states`` and ``symbols`` must pad the same steps with -1.
+    """
+    n_states, n_symbols = _table_sizes(n_states, n_symbols)
     states = _as_paths("states", states, n_states)
     symbols = _as_paths("symbols", symbols, n_symbols)
     if states.shape != symbols.shape:
         raise ValueError(f"states and symbols must have one shape, got {states.shape} and "
                          f"{symbols.shape}")
-    present = (states >= 0) & (symbols >= 0)
+    present = states >= 0
+    if np.any(present != (symbols >= 0)):
+        b, t = np.argwhere(present != (symbols >= 0))[0]
+        raise ValueError(f"states and symbols must pad the same steps with -1, but at [{b}, "
+                         f"{t}] states holds {states[b, t]} and symbols {symbols[b, t]}")
     flat = states[present] * n_symbols + symbols[present]
     return np.bincount(flat, minlength=n_states * n_symbols).reshape(n_states, n_symbols)
 
 
 def transition_counts(states, n_states: int) -> np.ndarray:
     """Counts (K, K): ``[i, j]`` = steps from state ``i`` to ``j`` within a sequence."""
+    n_states, _ = _table_sizes(n_states, n_states)
     states = _as_paths("states", states, n_states)
     before, after = states[:, :-1], states[:, 1:]
     present = (before >= 0) & (after >= 0)
     flat = before[present] * n_states + after[present]
     return np.bincount(flat, minlength=n_states**2).reshape(n_states, n_states)
+
+
+def _table_sizes(n_states, n_symbols) -> tuple[int, int]:
+    """Validated ``K`` and ``V`` of a (K, V) table of counts that must fit in memory."""
+    n_states, n_symbols = check_count("n_states", n_states), check_count("n_symbols", n_symbols)
+    check_memory(8.0 * n_states * n_symbols, f"counts of n_states={n_states} x "
+                 f"n_symbols={n_symbols}")
+    return n_states, n_symbols
 
 
 def path_probabilities(model, length: int) -> np.ndarray:
@@ -305,7 +347,8 @@ def path_probabilities(model, length: int) -> np.ndarray:
     """
     hmm, length = as_hmm(model), check_count("length", length)
     k = hmm.n_states
-    check_memory(8.0 * float(k) ** length, f"length={length}: {float(k) ** length:.3g} paths")
+    n_paths = size_power(k, length)
+    check_memory(8.0 * n_paths, f"length={length}: {n_paths:.3g} paths")
     probs = hmm.startprob
     for _ in range(length - 1):
         probs = (probs.reshape(-1, k)[:, :, None] * hmm.transmat).ravel()
@@ -433,7 +476,13 @@ def thinning_lag(transmat, correlation: float = 1e-4) -> int:
     :math:`|\\lambda_2|^m`. ``ValueError`` for a periodic or reducible chain
     (:math:`|\\lambda_2| = 1`), whose steps never decorrelate.
     """
-    moduli = np.sort(np.abs(np.linalg.eigvals(np.asarray(transmat, dtype=np.float64))))
+    transmat = check_probabilities("transmat", transmat, ndim=2)
+    if transmat.shape[0] != transmat.shape[1]:
+        raise ValueError(f"transmat must be square, got shape {transmat.shape}")
+    correlation = check_real("correlation", correlation)
+    if not 0.0 < correlation < 1.0:  # NaN fails too
+        raise ValueError(f"correlation must be in (0, 1), got {correlation!r}")
+    moduli = np.sort(np.abs(np.linalg.eigvals(transmat)))
     second = moduli[-2] if moduli.size > 1 else 0.0
     if second > 1.0 - 1e-9:
         raise ValueError(f"transmat has a second eigenvalue of modulus {second:.6g}: the chain "

@@ -180,7 +180,7 @@ def test_thinning_lag_and_periodic_chains():
 @pytest.mark.parametrize(("states", "message"), [
     (np.array([[0, 3, 1]]), r"states\[0, 1\] = 3 is outside \[0, 3\)"),
     (np.array([[0, -1, 1]]), r"states\[0\] has a value after a -1"),
-    (np.array([[0.0, 1.0]]), "states must be a non-empty"),
+    (np.array([[0.0, 1.0]]), "states must be an array of integers"),
     (np.zeros((0, 3), dtype=int), "states must be a non-empty"),
 ])
 def test_bad_states_are_refused_naming_them(states, message):

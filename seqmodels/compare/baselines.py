@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import as_symbol_batch, by_value, check_count, check_probabilities
+from seqmodels._checks import (
+    as_symbol_batch,
+    by_value,
+    check_count,
+    check_memory,
+    check_probabilities,
+)
 
 
 def laplace_frequencies(counts: np.ndarray) -> np.ndarray:
@@ -41,6 +47,7 @@ class IIDBaseline:
         """Count symbols (B, T) or (T,) in ``[0, n_symbols)``, add one to each count."""
         n_symbols = check_count("n_symbols", n_symbols)
         batch, _ = as_symbol_batch(symbols, n_symbols)
+        check_memory(8.0 * n_symbols, f"counts of n_symbols={n_symbols}")
         counts = np.bincount(batch.ravel(), minlength=n_symbols)
         return cls(laplace_frequencies(counts))
 
@@ -85,6 +92,7 @@ class MarkovBaseline:
         """
         start = IIDBaseline.fit(symbols, n_symbols).probs  # validates both arguments
         batch, _ = as_symbol_batch(symbols, n_symbols)
+        check_memory(3 * 8.0 * n_symbols**2, f"pair counts of n_symbols={n_symbols}")
         pairs = batch[:, :-1].ravel() * n_symbols + batch[:, 1:].ravel()
         bigrams = np.bincount(pairs, minlength=n_symbols**2).reshape(n_symbols, n_symbols)
         return cls(start, laplace_frequencies(bigrams))

@@ -25,6 +25,8 @@ from seqmodels._checks import (
     check_count,
     check_memory,
     check_real,
+    non_negative_real,
+    positive_real,
 )
 from seqmodels.hmm import kernels
 from seqmodels.hmm.model import HMM, hmmlearn_input
@@ -89,9 +91,9 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
     """
     n_states = check_count("n_states", n_states)
     n_symbols = check_count("n_symbols", n_symbols)
-    pseudocount = check_real("pseudocount", pseudocount)
-    if not (np.isfinite(pseudocount) and pseudocount >= 0):
-        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount}")
+    pseudocount = non_negative_real("pseudocount", pseudocount)
+    check_memory(_parameter_bytes(n_states, n_symbols),
+                 f"the counts of n_states={n_states} x n_symbols={n_symbols}")
     states = as_sequences(dice, n_states, name="dice", lengths=lengths)
     visible = as_sequences(symbols, n_symbols, name="symbols", lengths=lengths)
     if states.symbols.shape != visible.symbols.shape or not np.array_equal(states.lengths,
@@ -113,6 +115,11 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
         transitions / transitions.sum(axis=1, keepdims=True),
         emissions / emissions.sum(axis=1, keepdims=True),
     )
+
+
+def _parameter_bytes(n_states: int, n_symbols: int) -> float:
+    """Bytes of one model's parameters or counts: ``K (1 + K + V)`` floats."""
+    return 8.0 * n_states * (1.0 + n_states + n_symbols)
 
 
 def _pair_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
@@ -184,7 +191,7 @@ class _Batched:
     def advance(self, run: _Run, n_iter: int, tol: float) -> None:
         """Up to ``n_iter`` iterations; stops when the last improvement is below ``tol``."""
         for _ in range(n_iter):
-            run.model, log_likelihood = em_step(run.model, self.batch, self.pseudocount)
+            run.model, log_likelihood = _em_step(run.model, self.batch, self.pseudocount)
             run.history.append(log_likelihood)
             if run.converged(tol):
                 return
@@ -234,8 +241,23 @@ def em_step(model: HMM, batch: SymbolBatch, pseudocount: float) -> tuple[HMM, fl
     Raises
     ------
     ValueError
-        If a sequence has probability 0 under ``model``.
+        If ``model`` is not an HMM, ``batch`` holds symbols outside ``[0, V)``,
+        ``pseudocount`` is negative or not finite, or a sequence has probability
+        0 under ``model``.
     """
+    if not isinstance(model, HMM):
+        raise ValueError(f"model must be an HMM, got {type(model).__name__}")
+    if not isinstance(batch, SymbolBatch):
+        raise ValueError(f"batch must be a SymbolBatch (seqmodels._checks.as_sequences), got "
+                         f"{type(batch).__name__}")
+    if batch.symbols.max() >= model.n_symbols:
+        raise ValueError(f"batch has symbol {int(batch.symbols.max())}, outside the model's "
+                         f"[0, {model.n_symbols})")
+    return _em_step(model, batch, non_negative_real("pseudocount", pseudocount))
+
+
+def _em_step(model: HMM, batch: SymbolBatch, pseudocount: float) -> tuple[HMM, float]:
+    """:func:`em_step` on arguments already validated (the loop of :func:`fit_em`)."""
     start, transitions, emissions, log_likelihood = _expected_counts(model, batch)
     start = np.where(model.startprob == 0, 0.0, start)
     transitions = np.where(model.transmat == 0, 0.0, transitions)
@@ -346,17 +368,16 @@ def fit_em(
         raise ValueError(f"init must be one of {INITS} or an HMM, got {init!r}")
     window = min(check_count("window", window), int(batch.lengths.max()))
     n_symbols_seen = int(batch.lengths.sum())
-    tol = TOL_PER_SYMBOL * n_symbols_seen if tol is None else check_real("tol", tol)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a positive number, got {tol}")
-    pseudocount = check_real("pseudocount", pseudocount)
-    if not (np.isfinite(pseudocount) and pseudocount >= 0):
-        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount}")
+    tol = TOL_PER_SYMBOL * n_symbols_seen if tol is None else positive_real("tol", tol)
+    pseudocount = non_negative_real("pseudocount", pseudocount)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     n_seq, n_steps = batch.symbols.shape
-    check_memory(kernels.scratch_bytes(n_seq, n_steps, n_states + 2),
-                 f"fit_em's buffers for n_sequences={n_seq} x length={n_steps}")
+    check_memory(kernels.scratch_bytes(n_seq, n_steps, n_states + 2)
+                 + (n_restarts + kernels.chunk_count(n_seq)) * _parameter_bytes(n_states, n_symbols)
+                 + _window_bytes(batch, n_states, n_symbols, window),
+                 f"fit_em with n_states={n_states}, n_symbols={n_symbols} and "
+                 f"n_restarts={n_restarts} on n_sequences={n_seq} x length={n_steps}")
     rng = as_generator(seed)
     runs = [_Run(init if isinstance(init, HMM) else
                  _starting_model(batch, n_states, n_symbols, rng, init, window))
@@ -486,6 +507,10 @@ def window_init(
     smoothing = check_real("smoothing", smoothing)
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    check_memory(_parameter_bytes(n_states, n_symbols)
+                 + _window_bytes(batch, n_states, n_symbols, window),
+                 f"window_init with n_states={n_states} and n_symbols={n_symbols} on "
+                 f"{len(batch.lengths)} sequences")
     return _windows_model(batch, n_states, n_symbols, window, as_generator(seed), smoothing,
                           kmeans_iter)
 
@@ -506,6 +531,13 @@ def _windows_model(batch: SymbolBatch, n_states: int, n_symbols: int, window: in
     transmat = np.full((n_states, n_states), 1.0 / (window * max(n_states - 1, 1)))
     np.fill_diagonal(transmat, 1.0 - 1.0 / window if n_states > 1 else 1.0)
     return HMM(start / start.sum(), transmat, emissionprob / emissionprob.sum(1, keepdims=True))
+
+
+def _window_bytes(batch: SymbolBatch, n_states: int, n_symbols: int, window: int) -> float:
+    """Bytes of :func:`_window_histograms` and of k-means on them: a bool one-hot per step,
+    two float histograms per window, and per window its differences to ``K`` centroids."""
+    windows = float(batch.symbols.size) / window
+    return windows * n_symbols * (window + 16.0 + 8.0 * n_states)
 
 
 def _window_histograms(batch: SymbolBatch, n_symbols: int,

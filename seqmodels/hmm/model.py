@@ -195,10 +195,7 @@ class HMM:
             For a bad size, or arrays that cannot fit in memory (before allocating).
         """
         n_sequences = check_count("n_sequences", n_sequences)
-        lengths = _sample_lengths(n_sequences, length)
-        n_steps = int(lengths.max())
-        check_memory(sampling_bytes(n_sequences, n_steps, self.n_states),
-                     f"sampling n_sequences={n_sequences} x length={n_steps}")
+        lengths = _sample_lengths(n_sequences, length, self.n_states)
         return draw_chain(self.startprob, self.transmat, self.emissionprob, lengths, seed)
 
     # ------------------------------------------------------------------ inference
@@ -399,6 +396,8 @@ class HMM:
         n_steps = check_count("n_steps", n_steps, minimum=20)
         n_seq = max(2, min(_ENTROPY_SEQUENCES, n_steps // 1000))
         length = n_steps // n_seq
+        check_memory(sampling_bytes(n_seq, length, self.n_states),
+                     f"entropy_rate with n_steps={n_steps}")
         burn_in = length // 10
         stationary = self.stationary_distribution()
         _, symbols = draw_chain(stationary, self.transmat, self.emissionprob,
@@ -470,15 +469,23 @@ class HMM:
         return k
 
 
-def _sample_lengths(n_sequences: int, length) -> np.ndarray:
-    """``length`` (an int, or one per sequence) as a validated (B,) int64 array."""
+def _sample_lengths(n_sequences: int, length, n_states: int) -> np.ndarray:
+    """``length`` (an int, or one per sequence) as a validated (B,) int64 array.
+
+    ``ValueError`` naming the sizes when the sample of ``n_states`` states cannot
+    fit in memory (:func:`sampling_bytes`), before anything of that size exists.
+    """
     if np.ndim(length) == 0:
-        return np.full(n_sequences, check_count("length", length), dtype=np.int64)
-    lengths = check_lengths(length, name="length")
-    if lengths.shape != (n_sequences,):
-        raise ValueError(f"length must be an int or one length per sequence "
-                         f"({n_sequences}), got {lengths.size} lengths")
-    return lengths
+        longest = check_count("length", length)
+    else:
+        length = check_lengths(length, name="length")
+        if length.shape != (n_sequences,):
+            raise ValueError(f"length must be an int or one length per sequence "
+                             f"({n_sequences}), got {length.size} lengths")
+        longest = int(length.max())
+    check_memory(sampling_bytes(n_sequences, longest, n_states),
+                 f"sampling n_sequences={n_sequences} x length={longest}")
+    return np.full(n_sequences, length, dtype=np.int64) if np.ndim(length) == 0 else length
 
 
 def hmmlearn_input(batch: SymbolBatch) -> tuple[np.ndarray, np.ndarray]:
