@@ -17,13 +17,12 @@ import argparse
 import logging
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from seqmodels._io import FileProblemError, check_replaceable, folder_lock
+from seqmodels._io import FileProblemError, check_writable_folder, folder_lock
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
 from seqmodels.compare.config import FLAG_FIELDS, flag_text
 from seqmodels.compare.executors import InlineExecutor, process_pool
@@ -135,15 +134,9 @@ def writable_folder_problem(out: Path) -> str | None:
     new files.
     """
     try:
-        check_replaceable(out, set(REPORT_FILES))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent):  # as the staging folder will be
-            pass
+        check_writable_folder(out, set(REPORT_FILES))
     except ValueError as err:
         return f"cannot write the report to {str(out)!r}: {err}"
-    except OSError as err:
-        return (f"cannot write the report to {str(out)!r}: cannot create files in "
-                f"{str(out.parent)!r} ({err.strerror})")
     return None
 
 

@@ -203,14 +203,16 @@ def _acquire(folder: Path):
     return stream
 
 
-def check_replaceable(folder: str | os.PathLike, expected: set[str]) -> Path:
+def check_replaceable(folder: str | os.PathLike, expected: set[str],
+                      name: str = "folder") -> Path:
     """``folder`` as a Path if :func:`write_folder` may replace it, else ``FileProblemError``.
 
     A folder may be replaced when it is missing, empty, or holds nothing but
     names from ``expected`` (a previous run's files): replacing a folder of
-    someone's other files would delete them.
+    someone's other files would delete them. ``name`` is the caller's argument,
+    named when ``folder`` is not a path at all.
     """
-    folder = check_path(folder, "folder")
+    folder = check_path(folder, name)
     if folder.exists() and not folder.is_dir():
         raise FileProblemError(f"{str(folder)!r} is a file, not a folder")
     if folder.is_dir():
@@ -220,6 +222,39 @@ def check_replaceable(folder: str | os.PathLike, expected: set[str]) -> Path:
             raise FileProblemError(f"{str(folder)!r} holds files that this run did not write "
                                    f"({shown}); choose a new or empty folder")
     return folder
+
+
+def check_writable_folder(folder: str | os.PathLike, expected: set[str],
+                          name: str = "folder") -> Path:
+    """:func:`check_replaceable`, and the folder's parent (created if missing) takes new
+    files, as the staging folder of :func:`write_folder` will be: a folder that cannot
+    be written is refused before anything is made to fill it.
+
+    Raises
+    ------
+    FileProblemError
+        As :func:`check_replaceable`, or naming the parent that takes no files.
+    """
+    folder = check_replaceable(folder, expected, name)
+    check_parent_takes_files(folder)
+    return folder
+
+
+def check_parent_takes_files(path: Path) -> None:
+    """Create ``path``'s parent folder if missing and check it takes new files.
+
+    Raises
+    ------
+    FileProblemError
+        Naming the parent, and why the system refused.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise FileProblemError(f"cannot create files in {str(path.parent)!r} "
+                               f"({err.strerror})") from None
 
 
 def write_folder(folder: str | os.PathLike, files: dict[str, bytes],

@@ -11,7 +11,7 @@ import numpy as np
 from seqmodels._checks import check_count, check_memory, check_real
 from seqmodels.processes import PRESETS
 from seqmodels.rnn import CELLS
-from seqmodels.rnn.train import split_validation
+from seqmodels.rnn.train import validation_count
 
 #: Quality targets of the default run (``loaded_dice``, default settings): a
 #: regression check on the reference configuration, met or not in every report.
@@ -146,13 +146,15 @@ class ComparisonConfig:
                 f"over 5 folds of held-out sequences), got {self.n_test}"
             )
         check_memory(self.bytes_needed(), f"n_train={self.n_train}, n_test={self.n_test}, "
-                     f"length={self.length} and hidden={self.hidden}")
+                     f"length={self.length}, em_states={self.em_states}, implied_sequences="
+                     f"{self.implied_sequences}, implied_length={self.implied_length} and "
+                     f"hidden={self.hidden}")
         self._check_validation_split()
 
     def _check_validation_split(self) -> None:
         """Fail now, not after minutes of fitting, if the RNNs' split leaves no training rows."""
         try:
-            split_validation(self.n_train, self.rnn_validation, np.random.default_rng(0))
+            validation_count(self.n_train, self.rnn_validation)
         except ValueError:
             raise ValueError(
                 f"n_train={self.n_train} leaves no training sequence once "
@@ -163,20 +165,29 @@ class ComparisonConfig:
     def bytes_needed(self) -> float:
         """A lower bound on the memory a run takes, in bytes, from its largest arrays.
 
-        The samples (states and symbols, int64), the EM fit's forward and
-        backward quantities over the training set (K floats per step each), and
-        per held-out step the filter's outputs (K + V), the forecasts of every
-        model (V each) and the hidden states of the probed networks (3 H per
-        cell: trained, untrained, the probe's predictions). A float: sizes from
-        user input can overflow int64 when multiplied.
+        The samples (states and symbols, int64); the EM fit's forward and
+        backward quantities over the training set (``K_em`` floats per step
+        each, ``K_em`` = ``em_states`` or the truth's K) and its parameters; per
+        held-out step the filter's outputs (K + V), the forecasts of every model
+        (V each) and the hidden states of the probed networks (3 H per cell:
+        trained, untrained, the probe's predictions); per cell, the sample drawn
+        from its RNN (its uniforms and symbols) and EM on it (2 K per step), and
+        the network's parameters (6 copies in training: the weights, the
+        gradient, Adam's moments and scratch, the best so far). A float: sizes
+        from user input can overflow int64 when multiplied.
         """
         process = PRESETS[self.preset]()
         k, v = float(process.n_states), float(process.n_symbols)
+        k_em = k if self.em_states is None else float(self.em_states)
         train = float(self.n_train) * self.length
         test = float(self.n_test) * self.length
+        implied = float(self.implied_sequences) * self.implied_length * len(self.cells)
         n_models = 6 + 2 * len(self.cells)
         per_test_step = k + v + n_models * v + 3 * self.hidden * len(self.cells)
-        return 8.0 * (2 * (train + test) + 2 * k * train + per_test_step * test)
+        weights = sum(6.0 * CELLS[cell].n_gates * self.hidden * (self.hidden + v + 1)
+                      + 6.0 * self.hidden * v for cell in self.cells)
+        return 8.0 * (2 * (train + test) + 2 * k_em * train + k_em * (1 + k_em + v)
+                      + per_test_step * test + (5 + 2 * k) * implied + weights)
 
     @property
     def is_default(self) -> bool:

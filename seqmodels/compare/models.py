@@ -253,6 +253,10 @@ def registry(config: ComparisonConfig, truth: HMM) -> dict[str, ModelEntry]:
         ``true``, ``counted_hmm``, ``em_hmm``; per cell ``rnn_{cell}`` and
         ``rnn_{cell}_hmm``; ``rnn_decoder``, ``majority_state``, ``iid``, ``markov1``.
     """
+    if not isinstance(config, ComparisonConfig):
+        raise ValueError(f"config must be a ComparisonConfig, got {type(config).__name__}")
+    if not isinstance(truth, HMM):
+        raise ValueError(f"truth must be an HMM, got {type(truth).__name__}")
     hmm = ("prediction", "state_decoding")
     em_matches = _em_states(config, truth) == truth.n_states
     entries = [

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import seqmodels
-from seqmodels._io import write_folder
+from seqmodels._io import check_writable_folder, write_folder
 from seqmodels.compare.config import FLAG_FIELDS, TARGETS, ComparisonConfig, flag_text
 from seqmodels.compare.models import MEASUREMENTS
 from seqmodels.compare.run import EXACT_MYOPIC, ComparisonResult
@@ -351,6 +351,7 @@ def write_report(result: ComparisonResult, out_dir: str | os.PathLike,
     if not isinstance(result, ComparisonResult):
         raise ValueError(f"result must be the ComparisonResult of run_comparison, got "
                          f"{type(result).__name__}")
+    check_writable_folder(out_dir, set(REPORT_FILES), "out_dir")  # before the figures' seconds
     files: dict[str, bytes] = {
         "report.md": render_markdown(result, plots).encode(),
         "metrics.csv": result.metrics.to_csv(index=False, float_format="%.17g").encode(),

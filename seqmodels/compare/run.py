@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from seqmodels._checks import named_seed
+from seqmodels._checks import as_symbol_batch, named_seed
 from seqmodels.compare.config import ComparisonConfig
 from seqmodels.compare.executors import process_pool, result_with_progress
 from seqmodels.compare.models import (
@@ -311,6 +311,20 @@ def _check_config(config) -> ComparisonConfig:
     return config
 
 
+def _checked_sample(name: str, sample, truth: HMM) -> tuple[np.ndarray, np.ndarray]:
+    """``sample`` as ``(states, symbols)``: two int64 (B, T) arrays of one shape, ``T >= 2``,
+    states in ``[0, K)`` and symbols in ``[0, V)`` of ``truth``; else ``ValueError``."""
+    if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+        raise ValueError(f"{name} must be a pair (states, symbols) of (B, T) arrays, got "
+                         f"{type(sample).__name__}")
+    states, one = as_symbol_batch(sample[0], truth.n_states, f"{name} states")
+    symbols, _ = as_symbol_batch(sample[1], truth.n_symbols, f"{name} symbols")
+    if one or states.shape != symbols.shape or states.shape[1] < 2:
+        raise ValueError(f"{name} states and symbols must be (B, T) arrays of one shape with "
+                         f"T >= 2, got {np.shape(sample[0])} and {np.shape(sample[1])}")
+    return states, symbols
+
+
 def _selected(entries: dict[str, ModelEntry],
               models: Collection[str] | None) -> dict[str, ModelEntry]:
     """The registry entries named in ``models`` (all when None), in registry order."""
@@ -419,7 +433,8 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
     """
     config, executor = _check_config(config), _check_executor(executor)
     clock = clock or _Stopwatch()
-    truth = as_hmm(process)
+    truth = as_hmm(process, "process")
+    train, test = _checked_sample("train", train, truth), _checked_sample("test", test, truth)
     data = TrainingData(config, truth, *train, progress)
     entries = _selected(registry(config, truth), models)
     with ExitStack() as stack:
