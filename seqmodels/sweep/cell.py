@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from seqmodels._checks import named_seed
 from seqmodels.compare import ComparisonConfig, ComparisonResult, InlineExecutor, run_on_samples
-from seqmodels.sweep.grid import GridCell
+from seqmodels.sweep.grid import KINDS, GridCell
 from seqmodels.sweep.presets import draw, process
 
 logger = logging.getLogger(__name__)
@@ -109,17 +109,32 @@ def run_cell(point: GridCell, settings: ComparisonConfig) -> pd.DataFrame:
         per model and, under model ``cell``, ``seconds`` for the whole call.
     """
     start = time.perf_counter()
+    config = _cell_config(point, settings)  # validates the coordinates before any work
     logger.info("sweep: cell %s in process %d", point.key, os.getpid())
     with one_thread():
         truth = process(point.preset)
         train = training_sample(point.preset, point.seed, point.n_train, settings.length)
         test = held_out_sample(point.preset, point.seed, settings.n_test, settings.length)
-        result = run_on_samples(point.config(settings), truth, train, test,
-                                executor=InlineExecutor(), models=point.models())
+        result = run_on_samples(config, truth, train, test, executor=InlineExecutor(),
+                                models=point.models())
     extra = _extra_metrics(result, truth.n_symbols, train[1].size)
     rows = pd.concat([result.metrics, extra,
                       _timing_rows(result, time.perf_counter() - start)], ignore_index=True)
     return _with_coordinates(point, rows)
+
+
+def _cell_config(point: GridCell, settings: ComparisonConfig) -> ComparisonConfig:
+    """The comparison settings of ``point``; ``ValueError`` naming what is wrong with either."""
+    if not isinstance(point, GridCell):
+        raise ValueError(f"point must be a GridCell, got {type(point).__name__}")
+    if not isinstance(settings, ComparisonConfig):
+        raise ValueError(f"settings must be a ComparisonConfig, got {type(settings).__name__}")
+    if point.kind not in KINDS:
+        raise ValueError(f"point.kind must be one of {KINDS}, got {point.kind!r}")
+    try:
+        return point.config(settings)
+    except ValueError as err:
+        raise ValueError(f"point {point} is not a cell the comparison can run: {err}") from None
 
 
 def hmm_parameters(n_states: int, n_symbols: int) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
-from seqmodels._checks import named_seed
+from seqmodels._checks import check_count, named_seed
 from seqmodels.compare.config import ComparisonConfig
 from seqmodels.sweep.presets import truth_states
 
@@ -48,6 +48,10 @@ COORDINATE_FIELDS = frozenset({"preset", "n_train", "hidden", "cells", "em_state
 #: trains until early stopping (patience 10) with a cap of 200 epochs, so a
 #: small training set gets as many epochs as it needs instead of a fixed 30.
 SWEEP_SETTINGS = ComparisonConfig(restarts=4, em_finalists=1, epochs=200)
+
+
+#: The kinds of grid cell: Baum-Welch fits and RNN fits.
+KINDS = ("hmm", "rnn")
 
 
 class GridCell(NamedTuple):
@@ -200,8 +204,7 @@ class SweepGrid:
         _refuse_unknown("[settings]", settings,
                         {f.name for f in fields(ComparisonConfig)} - COORDINATE_FIELDS)
         merged = SWEEP_SETTINGS.to_dict() | dict(settings)
-        return cls(**{axis: tuple(values) for axis, values in grid.items()},
-                   settings=ComparisonConfig.from_dict(merged))
+        return cls(**grid, settings=ComparisonConfig.from_dict(merged))
 
     @classmethod
     def from_file(cls, path: str | Path) -> SweepGrid:
@@ -250,6 +253,8 @@ def _check_value(settings: ComparisonConfig, axis: str, value) -> None:
     """Refuse ``value`` on ``axis`` if the comparison refuses it in a cell's config."""
     field, setting = ("cells", (value,)) if axis == "cell" else (axis, value)
     try:
+        if axis == "em_states":  # None means "the truth's K" in a config; the axis adds others
+            check_count(axis, value)
         dataclasses.replace(settings, **{field: setting})
     except ValueError as err:
         raise ValueError(f"{axis} value {value!r} refused: {err}") from None

@@ -24,7 +24,7 @@ from seqmodels.compare.executors import InlineExecutor
 from seqmodels.sweep.cell import run_cell
 from seqmodels.sweep.engines import default_workers, local_engine
 from seqmodels.sweep.grid import GridCell, SweepGrid
-from seqmodels.sweep.store import SweepStore
+from seqmodels.sweep.store import SweepStore, check_folder
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def run_sweep(grid: SweepGrid, out: str | os.PathLike, *, executor: Executor | N
         raise ValueError(f"executor must be a concurrent.futures.Executor or None, got "
                          f"{type(executor).__name__}")
     check_cell_memory(grid)
+    check_folder(out, grid, resume)  # before the lock file is made beside it
     with folder_lock(out):
         store = SweepStore.open(out, grid, resume)
         done = store.finished()

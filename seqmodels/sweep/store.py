@@ -24,7 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqmodels._io import FileProblemError, atomic_write_bytes, check_path
+from seqmodels._io import (
+    FileProblemError,
+    atomic_write_bytes,
+    check_parent_takes_files,
+    check_path,
+)
 from seqmodels.sweep.cell import COLUMNS, tidy_types
 from seqmodels.sweep.grid import GridCell, SweepGrid
 
@@ -95,9 +100,11 @@ def check_folder(folder, grid: SweepGrid, resume: bool = False) -> Path:
     if resume and config.exists():
         _check_same_grid(config, grid)
     elif folder.is_dir() and any(folder.iterdir()):
-        what = ("holds a sweep: resume it (--resume)" if config.exists()
-                else "holds other files:")
-        raise FileProblemError(f"{str(folder)!r} {what} or choose a new folder")
+        what = ("holds a sweep: resume it (--resume) or choose a new folder" if config.exists()
+                else "holds other files: choose a new or empty folder")
+        raise FileProblemError(f"{str(folder)!r} {what}")
+    if not folder.exists():
+        check_parent_takes_files(folder)
     return folder
 
 
@@ -116,10 +123,14 @@ def load_results(folder: str | Path) -> tuple[SweepGrid, pd.DataFrame]:
     """The grid and every finished cell's rows of the sweep in ``folder``."""
     folder = check_path(folder, "folder")
     try:
-        grid = SweepGrid.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-    except FileNotFoundError:
-        raise FileProblemError(f"{str(folder)!r} holds no sweep ({CONFIG_FILE} is missing)") \
-            from None
+        text = (folder / CONFIG_FILE).read_text()
+    except OSError as err:
+        raise FileProblemError(f"{str(folder)!r} holds no sweep (cannot read {CONFIG_FILE}: "
+                               f"{err.strerror})") from None
+    try:
+        grid = SweepGrid.from_dict(json.loads(text))
+    except ValueError as err:
+        raise ValueError(f"{str(folder / CONFIG_FILE)!r} is not a sweep grid: {err}") from None
     return grid, SweepStore(folder, grid).results()
 
 
