@@ -24,7 +24,7 @@ from pathlib import Path
 
 from seqmodels._io import FileProblemError, check_writable_folder, folder_lock
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
-from seqmodels.compare.config import FLAG_FIELDS, flag_text
+from seqmodels.compare.config import FLAG_FIELDS, flag_error, flag_text
 from seqmodels.compare.executors import InlineExecutor, process_pool
 from seqmodels.compare.report import (
     REPORT_FILES,
@@ -161,8 +161,13 @@ def interrupt_flag() -> Iterator[dict[str, bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def given_fields(args: argparse.Namespace) -> dict:
+    """The config fields set by a flag on the command line, with their values."""
+    return {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
-    given = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
+    given = given_fields(args)
     return ComparisonConfig.quick(**given) if args.quick else ComparisonConfig(**given)
 
 
@@ -179,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
     except ValueError as err:
-        parser.error(str(err))
+        parser.error(flag_error(str(err), given_fields(args)))
     problem = writable_folder_problem(args.out)
     if problem:
-        parser.error(problem)
+        parser.error(f"argument --out: {problem}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     jobs = args.jobs if args.jobs is not None else (1 if args.quick else 2)

@@ -27,6 +27,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from seqmodels._io import FileProblemError
+from seqmodels.compare.config import flag_error
 from seqmodels.sweep import (
     SweepError,
     SweepGrid,
@@ -124,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def grid_from_args(args: argparse.Namespace) -> SweepGrid:
-    """The --config file's grid (or the defaults) with the flags given replacing its values."""
-    data = SweepGrid.from_file(args.config).to_dict() if args.config else SweepGrid().to_dict()
+def grid_from_args(args: argparse.Namespace, base: SweepGrid) -> SweepGrid:
+    """``base`` (the --config file's grid, or the defaults) with the flags given replacing
+    its values."""
+    data = base.to_dict()
     data["grid"].update({axis: getattr(args, axis) for axis in AXES
                          if getattr(args, axis) is not None})
     data["settings"].update({name: getattr(args, name) for name in SETTING_FLAGS
@@ -153,10 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        grid = grid_from_args(args)
+        base = SweepGrid.from_file(args.config) if args.config else SweepGrid()
+    except ValueError as err:
+        parser.error(f"argument --config: {err}")
+    try:
+        grid = grid_from_args(args, base)
+    except ValueError as err:
+        given = [name for name in (*AXES, *SETTING_FLAGS) if getattr(args, name) is not None]
+        parser.error(flag_error(str(err), given))
+    try:
         check_folder(args.out, grid, args.resume)
     except ValueError as err:
-        parser.error(str(err))
+        parser.error(f"argument --out: {err}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     out = Path(args.out)

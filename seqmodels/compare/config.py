@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -26,6 +27,18 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
 FLAG_FIELDS = ("preset", "n_train", "n_test", "length", "hidden", "cells", "epochs",
                "restarts", "em_states", "seed")
 
+
+
+def flag_error(message: str, fields) -> str:
+    """``message`` as a command-line error: led by the flags of the ``fields`` it names.
+
+    ``fields`` are the settings the user gave as flags (``n_train`` for
+    ``--n-train``); a refusal naming ``length=1000000000`` becomes ``argument
+    --length: ...``, as argparse words its own errors.
+    """
+    named = [f"--{name.replace('_', '-')}" for name in fields
+             if re.search(rf"\b{name}\b", message)]
+    return f"argument {'/'.join(named)}: {message}" if named else message
 
 
 def flag_text(value) -> str:
