@@ -186,6 +186,8 @@ def _symbol_values(array: np.ndarray, n_symbols: int, name: str) -> np.ndarray:
     if low < 0 or high >= n_symbols:
         bad = low if low < 0 else high
         raise ValueError(f"{name} has symbol {bad}, outside the allowed range [0, {n_symbols})")
+    if array.dtype != np.int64:  # a copy: int8 symbols take 8 times their size
+        check_memory(8.0 * array.size, f"{name} of shape {array.shape} as int64")
     return np.asarray(array, dtype=np.int64)
 
 
@@ -300,7 +302,11 @@ def check_lengths(lengths, total: int | None = None, name: str = "lengths") -> n
     return array
 
 
-def _padded(rows: list[np.ndarray], lengths: np.ndarray) -> np.ndarray:
+def _padded(rows: list[np.ndarray], lengths: np.ndarray, name: str) -> np.ndarray:
+    """The rows in one (B, T) batch, ``T`` the longest, after checking that it fits: one
+    long sequence among many short ones makes a batch far larger than the data."""
+    check_memory(8.0 * len(rows) * lengths.max(),
+                 f"{name}: {len(rows)} sequences padded to the longest, {lengths.max()} steps")
     batch = np.full((len(rows), int(lengths.max())), PAD_SYMBOL, dtype=np.int64)
     for b, row in enumerate(rows):
         batch[b, : row.size] = row
@@ -365,7 +371,7 @@ def _from_hmmlearn_layout(symbols, n_symbols: int, name: str, lengths) -> Symbol
     flat = _symbol_values(array.reshape(-1), n_symbols, name)
     lengths = check_lengths(lengths, flat.size)
     rows = np.split(flat, np.cumsum(lengths)[:-1])
-    return SymbolBatch(_padded(rows, lengths), lengths)
+    return SymbolBatch(_padded(rows, lengths, name), lengths)
 
 
 def _from_list(symbols, n_symbols: int, name: str) -> SymbolBatch:
@@ -379,7 +385,7 @@ def _from_list(symbols, n_symbols: int, name: str) -> SymbolBatch:
             raise ValueError(f"{where} must be a 1-D sequence, got shape {array.shape}")
         rows.append(_symbol_values(array, n_symbols, where))
     lengths = np.array([row.size for row in rows], dtype=np.int64)
-    return SymbolBatch(_padded(rows, lengths), lengths)
+    return SymbolBatch(_padded(rows, lengths, name), lengths)
 
 
 # --------------------------------------------------------------------------- memory

@@ -208,8 +208,9 @@ def block_entropy(model, max_length: int) -> np.ndarray:
     Raises
     ------
     ValueError
-        Naming ``max_length``: not an integer ``>= 1``, or a level of the tree
-        that cannot fit in memory (refused before it is allocated).
+        Naming ``max_length``: not an integer ``>= 1``, or a longest level of
+        the tree that cannot fit in memory (refused before any level is built:
+        the words of positive probability are counted from the supports first).
     """
     hmm, max_length = as_hmm(model), check_count("max_length", max_length)
     _check_words_fit(hmm, max_length, f"max_length={max_length}", 8.0 * (max_length + 1.0),

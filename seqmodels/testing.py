@@ -474,7 +474,8 @@ def thinning_lag(transmat, correlation: float = 1e-4) -> int:
     :math:`\\lambda_2` is the transition matrix's second-largest eigenvalue in
     modulus; states ``m`` steps apart are correlated at most about
     :math:`|\\lambda_2|^m`. ``ValueError`` for a periodic or reducible chain
-    (:math:`|\\lambda_2| = 1`), whose steps never decorrelate.
+    (:math:`|\\lambda_2| = 1`), whose steps never decorrelate, for a ``transmat``
+    that is not a square row-stochastic matrix, or a ``correlation`` outside (0, 1).
     """
     transmat = check_probabilities("transmat", transmat, ndim=2)
     if transmat.shape[0] != transmat.shape[1]:

@@ -430,6 +430,13 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
     Returns
     -------
     ComparisonResult
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: ``config``, ``executor`` or ``models`` of the wrong
+        kind, a ``process`` without an HMM, or ``train`` / ``test`` not pairs of
+        (B, T) int arrays of one shape (T >= 2) with states and symbols in range.
     """
     config, executor = _check_config(config), _check_executor(executor)
     clock = clock or _Stopwatch()

@@ -107,6 +107,13 @@ def run_cell(point: GridCell, settings: ComparisonConfig) -> pd.DataFrame:
         ``train_log_likelihood`` (nats, total), ``n_parameters`` and ``bic``;
         for an RNN, ``epochs`` (run before early stopping); ``fit_seconds``
         per model and, under model ``cell``, ``seconds`` for the whole call.
+
+    Raises
+    ------
+    ValueError
+        ``point`` not a GridCell of a known kind, ``settings`` not a
+        ComparisonConfig, or coordinates the comparison refuses; before any data
+        is drawn.
     """
     start = time.perf_counter()
     config = _cell_config(point, settings)  # validates the coordinates before any work
