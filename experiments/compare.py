@@ -25,7 +25,7 @@ from pathlib import Path
 
 from seqmodels._io import FileProblemError, check_replaceable, folder_lock
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
-from seqmodels.compare.config import FLAG_FIELDS, flag_text
+from seqmodels.compare.config import FLAG_FIELDS, PRESET_SETTINGS, flag_text
 from seqmodels.compare.executors import InlineExecutor, process_pool
 from seqmodels.compare.report import (
     REPORT_FILES,
@@ -104,7 +104,10 @@ def _default_text(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"The default run takes {DEFAULT_RUN_TIME}.",
+        epilog=f"The default run takes {DEFAULT_RUN_TIME}. Presets whose reference run "
+               "differs from these defaults: " + "; ".join(
+                   f"{name} ({', '.join(f'{k} {flag_text(v)}' for k, v in settings.items())})"
+                   for name, settings in PRESET_SETTINGS.items()) + ".",
     )
     for name in FLAG_FIELDS:
         text, kind = FLAGS[name]
@@ -170,7 +173,9 @@ def interrupt_flag() -> Iterator[dict[str, bool]]:
 
 def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
     given = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
-    return ComparisonConfig.quick(**given) if args.quick else ComparisonConfig(**given)
+    if args.quick:
+        return ComparisonConfig.quick(**given)
+    return ComparisonConfig.for_preset(given.pop("preset", DEFAULTS.preset), **given)
 
 
 def summary(result) -> str:
