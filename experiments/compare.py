@@ -24,7 +24,7 @@ from pathlib import Path
 
 from seqmodels._io import FileProblemError, check_writable_folder, folder_lock
 from seqmodels.compare import ComparisonConfig, run_comparison, write_report
-from seqmodels.compare.config import FLAG_FIELDS, flag_error, flag_text
+from seqmodels.compare.config import FLAG_FIELDS, PRESET_SETTINGS, flag_error, flag_text
 from seqmodels.compare.executors import InlineExecutor, process_pool
 from seqmodels.compare.report import (
     REPORT_FILES,
@@ -103,7 +103,10 @@ def _default_text(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"The default run takes {DEFAULT_RUN_TIME}.",
+        epilog=f"The default run takes {DEFAULT_RUN_TIME}. Presets whose reference run "
+               "differs from these defaults: " + "; ".join(
+                   f"{name} ({', '.join(f'{k} {flag_text(v)}' for k, v in settings.items())})"
+                   for name, settings in PRESET_SETTINGS.items()) + ".",
     )
     for name in FLAG_FIELDS:
         text, kind = FLAGS[name]
@@ -168,7 +171,9 @@ def given_fields(args: argparse.Namespace) -> dict:
 
 def config_from_args(args: argparse.Namespace) -> ComparisonConfig:
     given = given_fields(args)
-    return ComparisonConfig.quick(**given) if args.quick else ComparisonConfig(**given)
+    if args.quick:
+        return ComparisonConfig.quick(**given)
+    return ComparisonConfig.for_preset(given.pop("preset", DEFAULTS.preset), **given)
 
 
 def summary(result) -> str:

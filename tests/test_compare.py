@@ -256,6 +256,19 @@ def test_run_and_write_report_reject_a_wrong_argument_type(tmp_path):
         write_report(None, tmp_path)
 
 
+def test_each_preset_has_its_reference_run():
+    mess3 = ComparisonConfig.for_preset("mess3")
+    assert (mess3.hidden, mess3.rnn_lr, mess3.rnn_schedule) == (64, 0.003, (0.001, 0.0003))
+    assert mess3.is_reference and ComparisonConfig().is_reference
+    assert ComparisonConfig.for_preset("loaded_dice") == ComparisonConfig()
+    assert not ComparisonConfig(preset="mess3").is_reference  # the dice's settings
+    assert not ComparisonConfig.for_preset("even").is_reference  # no targets for even
+    assert ComparisonConfig.for_preset("mess3", hidden=8).hidden == 8
+    assert rerun_command(mess3) == "python experiments/compare.py --preset mess3"
+    assert rerun_command(ComparisonConfig.for_preset("mess3", seed=2)) == (
+        "python experiments/compare.py --preset mess3 --seed 2")
+
+
 def test_rerun_command_reproduces_the_flags():
     assert rerun_command(ComparisonConfig()) == "python experiments/compare.py"
     assert rerun_command(ComparisonConfig.quick(seed=3)) == (

@@ -99,13 +99,6 @@ def test_time_alignment_of_both_tasks():
     np.testing.assert_allclose(model.label_proba(symbols), expected, atol=1e-14)
 
 
-def test_predict_proba_is_a_deprecated_alias():
-    model = ElmanRNN(5, 4, 5, seed=4)
-    symbols = np.array([[1, 4, 0, 2]])
-    with pytest.warns(DeprecationWarning, match="use predictive"):
-        np.testing.assert_array_equal(model.predict_proba(symbols), model.predictive(symbols))
-
-
 # ---------------------------------------------------------------------- learning
 
 

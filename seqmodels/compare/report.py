@@ -67,11 +67,16 @@ GLOSSARY = """\
 def rerun_command(config: ComparisonConfig) -> str | None:
     """The ``experiments/compare.py`` command that reproduces ``config``, or None.
 
-    None when a setting without a flag (:data:`FLAG_FIELDS`) differs from its
-    default (then rerun from ``config.json`` with ``ComparisonConfig.from_dict``).
+    The CLI starts from the preset's reference run (``--quick``: the quick
+    settings), so the flags are the preset (unless the default one) and the
+    flagged fields that differ from that start. None when a setting without a
+    flag (:data:`FLAG_FIELDS`) differs (then rerun from ``config.json`` with
+    ``ComparisonConfig.from_dict``).
     """
     settings = config.to_dict()
-    defaults, quick = ComparisonConfig().to_dict(), ComparisonConfig.quick().to_dict()
+    defaults = ComparisonConfig.for_preset(config.preset).to_dict()
+    quick = ComparisonConfig.quick(preset=config.preset).to_dict()
+    defaults["preset"] = quick["preset"] = ComparisonConfig().preset  # --preset when another
     for base, prefix in ((defaults, []), (quick, ["--quick"])):
         if all(settings[k] == base[k] for k in settings if k not in FLAG_FIELDS):
             flags = [f"--{k.replace('_', '-')} {flag_text(settings[k])}" for k in FLAG_FIELDS
@@ -118,26 +123,30 @@ def _with_errors(wide: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def target_table(result: ComparisonResult) -> pd.DataFrame:
-    """Each quality target of the default run, the value this run reached, and whether it met it."""
+    """The quality targets of the run's preset, the values reached, and whether each was met."""
     rows = []
-    for (model, metric), (sign, bound) in TARGETS.items():
+    for (model, metric), (sign, bound) in TARGETS.get(result.config.preset, {}).items():
         try:
             value = result.metric(model, metric)
-        except KeyError:  # a run without that model (other cells, another K)
+        except KeyError:  # a run without that model (other cells)
             value = float("nan")
         met = "-" if np.isnan(value) else ("yes" if _COMPARE[sign](value, bound) else "no")
         rows.append({"model": model, "metric": metric, "target": f"{sign} {bound:g}",
                      "achieved": value, "met": met})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "metric", "target", "achieved", "met"])
 
 
 def targets_note(result: ComparisonResult) -> str:
     """One sentence saying whose targets these are and how this run fared."""
+    preset = result.config.preset
+    if preset not in TARGETS:
+        return f"No quality targets are set for `{preset}`; the reference runs are " + (
+            ", ".join(f"`{name}`" for name in TARGETS) + ".")
     targets = target_table(result)
-    if result.config.is_default:
-        return (f"Quality targets of the default run (`loaded_dice`, default settings); this "
+    if result.config.is_reference:
+        return (f"Quality targets of `{preset}`'s reference run (its default settings); this "
                 f"run met {(targets.met == 'yes').sum()} of {len(targets)}.")
-    return ("Quality targets of the default run (`loaded_dice`, default settings). This run "
+    return (f"Quality targets of `{preset}`'s reference run (its default settings). This run "
             "has other settings, so the targets do not apply; they are shown for reference.")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
@@ -262,17 +261,6 @@ class RNN:
         """
         self._require_task("labels", "predictive")
         return self._proba(symbols, lengths)
-
-    def predict_proba(self, symbols, lengths=None) -> np.ndarray:
-        """Deprecated: :meth:`predictive` (task "next") or :meth:`label_proba` ("labels").
-
-        In hmmlearn ``predict_proba`` means the smoothed state posterior; the
-        package's one forecaster name is ``predictive``.
-        """
-        replacement = "predictive" if self.task == "next" else "label_proba"
-        warnings.warn(f"predict_proba is deprecated: use {replacement}", DeprecationWarning,
-                      stacklevel=2)
-        return getattr(self, replacement)(symbols, lengths)
 
     @single_threaded
     def hidden_states(self, symbols, lengths=None) -> np.ndarray:
