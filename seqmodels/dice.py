@@ -21,6 +21,7 @@ from seqmodels._checks import (
     by_value,
     check_count,
     check_lengths,
+    check_memory,
     check_probabilities,
     check_real,
     integer_array,
@@ -55,7 +56,7 @@ class Die:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        faces = check_count("faces", self.faces)
+        faces = _checked_faces(self.faces)
         if self.probs is None:
             probs = readonly(np.full(faces, 1.0 / faces))
         else:
@@ -78,7 +79,7 @@ class Die:
         ``Die.loaded(6, face=1, p=0.5)`` is the worked example's tampered die:
         1 with 1/2, 2..6 with 1/10 each.
         """
-        faces = check_count("faces", faces)
+        faces = _checked_faces(faces)
         face = check_count("face", face)
         if face > faces:
             raise ValueError(f"face must be in 1..{faces}, got {face}")
@@ -91,6 +92,13 @@ class Die:
         probs = np.full(faces, rest)
         probs[face - 1] = p
         return cls(faces, probs, name)
+
+
+def _checked_faces(faces) -> int:
+    """``faces`` as an int ``>= 1`` whose probabilities fit in memory."""
+    faces = check_count("faces", faces)
+    check_memory(8.0 * faces, f"a die with faces={faces}")
+    return faces
 
 
 @by_value
@@ -125,6 +133,10 @@ class DiceHMM:
                 f"transmat must be square with one row per die ({len(dice)} x {len(dice)}), "
                 f"got shape {transmat.shape}"
             )
+        n_faces = max(die.faces for die in dice)
+        # The emission matrix, its HMM's copy and the kernels' transposed copy.
+        check_memory(3 * 8.0 * len(dice) * n_faces,
+                     f"the emission matrix of {len(dice)} dice x {n_faces} faces")
         if self.startprob is None:
             startprob = readonly(np.full(len(dice), 1.0 / len(dice)))
         else:

@@ -539,9 +539,10 @@ def fit_targets() -> list[Target]:
 def dice_targets(tmp: Path) -> list[Target]:
     X, _ = SAMPLE.to_hmmlearn()
     return [
-        Target("Die faces", Die, bad_counts(huge=False), "faces"),
+        Target("Die faces", Die, bad_counts(huge=True), "faces"),
         Target("Die probs", lambda v: Die(6, v), bad_probabilities(6, none_ok=True), "probs"),
-        Target("Die.loaded faces", lambda v: Die.loaded(v, 1, 0.5), bad_counts(), "faces"),
+        Target("Die.loaded faces", lambda v: Die.loaded(v, 1, 0.5), bad_counts(huge=True),
+               "faces"),
         Target("Die.loaded face", lambda v: Die.loaded(6, v, 0.5),
                st.one_of(bad_counts(), st.integers(min_value=7)), "face"),
         Target("Die.loaded p", lambda v: Die.loaded(6, 1, v),
@@ -1102,6 +1103,8 @@ def test_compare_quick_length_3_runs(tmp_path):
 #: Every entry point that allocates from sizes its caller chose, called with small
 #: valid sizes: with almost no memory available, each must be refused by the guard.
 ALLOCATING = {
+    "Die": lambda: Die(100),
+    "DiceHMM": lambda: DiceHMM([Die(6), Die(4)], np.eye(2)),
     "HMM.sample": lambda: TRUTH.sample(10, 10),
     "sample_chain": lambda: sample_chain(TRUTH.startprob, TRUTH.transmat, TRUTH.emissionprob,
                                          10, 10),
