@@ -426,6 +426,12 @@ def size_power(base: int, exponent: int) -> float:
     return float(base) ** exponent if exponent * math.log(base) < 700 else math.inf
 
 
+def power_text(base: int, exponent: int) -> str:
+    """``base ** exponent`` for a message: ``"1.33e+36"``, or ``"8**1000000"`` past floats."""
+    value = size_power(base, exponent)
+    return f"{value:.3g}" if math.isfinite(value) else f"{base}**{exponent}"
+
+
 def memory_capacity(bytes_each: float) -> float:
     """How many items of ``bytes_each`` bytes the memory available now holds (inf if unknown)."""
     available = available_memory()

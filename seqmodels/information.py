@@ -33,7 +33,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from seqmodels._checks import check_count, check_memory, memory_capacity, size_power
+from seqmodels._checks import (
+    check_count,
+    check_memory,
+    memory_capacity,
+    power_text,
+    size_power,
+)
 from seqmodels.hmm import HMM, Seed
 from seqmodels.processes import as_hmm
 
@@ -167,7 +173,8 @@ def word_probabilities(model, length: int) -> np.ndarray:
     """
     hmm, length = as_hmm(model), check_count("length", length)
     n_words = size_power(hmm.n_symbols, length)
-    _check_words_fit(hmm, length, f"length={length}", 8.0 * n_words, f"{n_words:.3g} words")
+    _check_words_fit(hmm, length, f"length={length}", 8.0 * n_words,
+                     f"{power_text(hmm.n_symbols, length)} words")
     probabilities = np.zeros(int(n_words))
     # Only the last level (the words of full length) is kept.
     index, _, probability = deque(_word_levels(hmm, length), maxlen=1)[0]

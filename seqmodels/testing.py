@@ -58,6 +58,7 @@ from seqmodels._checks import (
     check_real,
     float_array,
     integer_array,
+    power_text,
     size_power,
 )
 from seqmodels.information import word_probabilities
@@ -347,8 +348,7 @@ def path_probabilities(model, length: int) -> np.ndarray:
     """
     hmm, length = as_hmm(model), check_count("length", length)
     k = hmm.n_states
-    n_paths = size_power(k, length)
-    check_memory(8.0 * n_paths, f"length={length}: {n_paths:.3g} paths")
+    check_memory(8.0 * size_power(k, length), f"length={length}: {power_text(k, length)} paths")
     probs = hmm.startprob
     for _ in range(length - 1):
         probs = (probs.reshape(-1, k)[:, :, None] * hmm.transmat).ravel()
