@@ -7,8 +7,7 @@ import pytest
 from scipy import stats
 
 from seqmodels.dice import casino, loaded_dice
-from seqmodels.hmm import HMM, align_states, fit_counts, fit_em
-from seqmodels.hmm.fit import window_init
+from seqmodels.hmm import HMM, align_states, fit_counts, fit_em, window_init
 
 # --------------------------------------------------------------------------- fit_counts
 

@@ -19,7 +19,8 @@ Viterbi and E-step passes; :func:`~seqmodels.hmm.kernels.limit_threads`),
 """
 
 from seqmodels.hmm.align import align_states
-from seqmodels.hmm.fit import EMFit, em_step, fit_counts, fit_em, window_init
+from seqmodels.hmm.fit import EMFit, em_step, fit_counts, fit_em
+from seqmodels.hmm.init import window_init
 from seqmodels.hmm.kernels import limit_threads
 from seqmodels.hmm.model import HMM, FilterResult, stationary_distribution
 from seqmodels.hmm.sampling import Seed, sample_chain
