@@ -278,10 +278,11 @@ class HMM:
 
     def _log_likelihood(self, startprob: np.ndarray, batch: SymbolBatch) -> np.ndarray:
         transmat_t, emission_t = self._transposed
-        order = (np.argsort(-batch.lengths, kind="stable") if batch.ragged
-                 else np.arange(len(batch.lengths)))
+        n_seq, lanes = len(batch.lengths), kernels.FORWARD_LANES
         return kernels.log_likelihood(startprob, transmat_t, emission_t, batch.symbols,
-                                      batch.lengths, order, kernels.chunk_count(len(order)))
+                                      batch.lengths, kernels.longest_first(batch.lengths),
+                                      kernels.lane_width(n_seq, lanes),
+                                      kernels.chunk_count(n_seq, lanes))
 
     def smooth(self, symbols, lengths=None) -> np.ndarray:
         """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{L-1})`, shape (B, T, K).
