@@ -13,6 +13,7 @@ from numba import njit
 
 from seqmodels.hmm.kernels._lanes import (
     NARROW,
+    forward_step,
     group_lanes,
     lane_emissions,
     lane_rows,
@@ -181,8 +182,7 @@ def _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes
             out[lanes[g]] = log_scale[g] + np.log(mass[g])
         n_run = n_next
         lane_emissions(emission_t, flat, rows, t, n_run, emission)
-        lanes_matmul(transmat_t, alpha, spare, n_run)
-        weigh(spare, emission, new_mass, n_run)
+        forward_step(transmat_t, alpha, emission, spare, new_mass, n_run)
         n_low = 0
         for g in range(n_run):
             n_low += new_mass[g] < RESCALE_BELOW
@@ -248,51 +248,40 @@ def _likelihood_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbol
             out[b] = _likelihood_one(startprob, transmat_t, emission_t, symbols[b], lengths[b])
 
 
-@njit(cache=True, inline="always")
-def _predict(transmat_t, source, row, out):
-    """``out = source[row] @ A``: :math:`q_{t+1} = \\alpha_t A`, dot products with rows of A.T."""
-    for j in range(transmat_t.shape[0]):
-        total = 0.0
-        for i in range(transmat_t.shape[0]):
-            total += source[row, i] * transmat_t[j, i]
-        out[j] = total
-
-
 @njit(cache=True)
-def _forward_one(startprob, transmat_t, emissionprob, emission_t, row, length, beliefs,
-                 predictive):
-    """Normalized forward pass of one sequence; returns (log P(x), first impossible step or -1).
+def _forward_one(startprob, transmat_t, emission_t, row, length, beliefs, predictive, b):
+    """Normalized forward pass of sequence ``b``; returns (log P(x), first impossible step or -1).
 
-    Writes :math:`\\alpha_t` to ``beliefs[t]`` and :math:`P(x_t \\mid x_{<t}) =
-    q_t B` to ``predictive[t]``, each only when that output has rows. Stops at
-    an impossible step.
+    Writes :math:`\\alpha_t` to ``beliefs[b, t]`` and :math:`P(x_t \\mid x_{<t}) =
+    q_t B` to ``predictive[b, t]``, each only when that output has rows. Stops at
+    an impossible step. The sums of :func:`_filter_lanes`, in its order.
     """
-    n_states, n_symbols = emissionprob.shape
+    n_states, n_symbols = transmat_t.shape[0], predictive.shape[2]
     store_beliefs, forecast = beliefs.shape[0] > 0, predictive.shape[0] > 0
-    predicted, belief = startprob.copy(), np.empty((1, n_states))
+    predicted, belief = startprob.copy(), np.empty(n_states)
     product, log_total = 1.0, 0.0  # the scales multiply up; one log per ~100 steps
     for t in range(length):
-        if t:
-            _predict(transmat_t, belief, 0, predicted)
-        if forecast:
-            for v in range(n_symbols):
-                total = 0.0
-                for k in range(n_states):
-                    total += predicted[k] * emission_t[v, k]
-                predictive[t, v] = total
-        symbol = row[t]
+        for j in range(n_states if t else 0):
+            total = 0.0
+            for i in range(n_states):
+                total += belief[i] * transmat_t[j, i]
+            predicted[j] = total
+        for v in range(n_symbols if forecast else 0):
+            total = 0.0
+            for k in range(n_states):
+                total += predicted[k] * emission_t[v, k]
+            predictive[b, t, v] = total
         scale = 0.0
         for k in range(n_states):
-            value = predicted[k] * emission_t[symbol, k]
-            belief[0, k] = value
-            scale += value
+            belief[k] = predicted[k] * emission_t[row[t], k]
+            scale += belief[k]
         if not scale > 0.0:
             return -np.inf, t
         inverse = 1.0 / scale
         for k in range(n_states):
-            belief[0, k] *= inverse
-            if store_beliefs:
-                beliefs[t, k] = belief[0, k]
+            belief[k] *= inverse
+        for k in range(n_states if store_beliefs else 0):
+            beliefs[b, t, k] = belief[k]
         product *= scale
         if product < RESCALE_BELOW:
             log_total += np.log(product)
@@ -300,17 +289,91 @@ def _forward_one(startprob, transmat_t, emissionprob, emission_t, row, length, b
     return log_total + np.log(product), -1
 
 
-def filter_pass(startprob, transmat_t, emissionprob, emission_t, symbols, lengths, beliefs,
-                predictive, log_likelihood, bad_step, n_chunks) -> None:
+@njit(cache=True)
+def _normalize_lanes(vectors, scale, t, n_run, product, log_total, bad):
+    """Divide each lane's vector by its ``scale`` :math:`c_t`; multiply the scales up.
+
+    A lane whose :math:`c_t` is 0 records ``t`` in ``bad`` (its first one) and
+    goes on with a zero vector and :math:`c_t = 1`: the caller refuses it. The
+    running ``product`` of a lane is moved into ``log_total`` when it is small.
+    """
+    n_bad = 0
+    for g in range(n_run):
+        n_bad += not scale[g] > 0.0
+    for g in range(n_run if n_bad else 0):
+        if not scale[g] > 0.0:
+            scale[g] = 1.0
+            bad[g] = t if bad[g] < 0 else bad[g]
+    n_low = 0
+    for g in range(n_run):
+        product[g] *= scale[g]
+        n_low += product[g] < RESCALE_BELOW
+        scale[g] = 1.0 / scale[g]
+    for k in range(vectors.shape[0]):
+        for g in range(n_run):
+            vectors[k, g] *= scale[g]
+    for g in range(n_run if n_low else 0):
+        if product[g] < RESCALE_BELOW:
+            log_total[g] += np.log(product[g])
+            product[g] = 1.0
+
+
+@njit(cache=True)
+def _filter_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes, scratch,
+                  forecast, beliefs, predictive, log_likelihood, bad_step):
+    """:func:`filter_pass` for the sequences ``lanes`` (longest first), stepped side by side.
+
+    The model comes padded (K' = ``tiled(K)`` states, V' = ``tiled(V)``
+    symbols; ``emission_t`` (V', K')); ``scratch`` (3, K', W) holds the lanes'
+    beliefs, predicted states and emission probabilities, ``forecast`` (V', W)
+    their forecasts. Each step is written straight into row ``lanes[g]`` of
+    the outputs. Same sums, in the same order, as :func:`_forward_one`.
+    """
+    belief, predicted, emission = scratch[0], scratch[1], scratch[2]
+    width, n_states, n_symbols = lanes.shape[0], beliefs.shape[2], predictive.shape[2]
+    store_beliefs, store_forecasts = beliefs.shape[0] > 0, predictive.shape[0] > 0
+    scale, product, log_total = np.empty(width), np.ones(width), np.zeros(width)
+    bad = np.full(width, -1)
+    flat, rows = symbols.reshape(-1), np.empty(width, dtype=np.int64)
+    lane_rows(symbols, lanes, rows)
+    for k in range(startprob.shape[0]):
+        for g in range(width):
+            predicted[k, g] = startprob[k]
+    n_run = width
+    for t in range(lengths[lanes[0]]):
+        n_run = running_lanes(lengths, lanes, t, n_run)
+        if t:
+            lanes_matmul(transmat_t, belief, predicted, n_run)
+        if store_forecasts:
+            lanes_matmul(emission_t, predicted, forecast, n_run)
+        lane_emissions(emission_t, flat, rows, t, n_run, emission)
+        weigh(predicted, emission, scale, n_run)
+        _normalize_lanes(predicted, scale, t, n_run, product, log_total, bad)
+        belief, predicted = predicted, belief
+        for g in range(n_run):
+            b = lanes[g]
+            for k in range(n_states if store_beliefs else 0):
+                beliefs[b, t, k] = belief[k, g]
+            for v in range(n_symbols if store_forecasts else 0):
+                predictive[b, t, v] = forecast[v, g]
+    for g in range(width):
+        log_likelihood[lanes[g]] = log_total[g] + np.log(product[g])
+        bad_step[lanes[g]] = bad[g]
+
+
+def filter_pass(startprob, transmat_t, emission_t, symbols, lengths, order, width, n_chunks,
+                beliefs, predictive, log_likelihood, bad_step) -> None:
     """Causal filtering of every sequence, written into the given outputs.
 
     Parameters
     ----------
-    startprob, transmat_t, emissionprob, emission_t : ndarray
-        Shapes (K,), (K, K) (``transmat.T``), (K, V), (V, K) (``emissionprob.T``),
+    startprob, transmat_t, emission_t : ndarray
+        Shapes (K,), (K, K) (``transmat.T``), (V, K) (``emissionprob.T``),
         all C-contiguous.
     symbols : ndarray of int64, shape (B, T)
     lengths : ndarray of int64, shape (B,)
+    order, width, n_chunks
+        As in :func:`log_likelihood`.
     beliefs : ndarray, shape (B, T, K) or (0, T, K)
         Out: :math:`P(z_t \\mid x_{\\le t})`, NaN past each sequence's end;
         skipped when empty.
@@ -320,25 +383,43 @@ def filter_pass(startprob, transmat_t, emissionprob, emission_t, symbols, length
         Out.
     bad_step : ndarray of int64, shape (B,)
         Out: the first step of probability 0, or -1.
-    n_chunks : int
-        Threads; chunk ``c`` filters sequences ``c, c + n_chunks, ...``.
+
+    Notes
+    -----
+    Memory beyond the outputs: ``O((K + V) W)`` numbers per thread.
     """
-    run_chunks(_filter_chunk, n_chunks, startprob, transmat_t, emissionprob, emission_t, symbols,
-               lengths, beliefs, predictive, log_likelihood, bad_step)
+    run_chunks(_filter_chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
+               order, width, beliefs, predictive, log_likelihood, bad_step)
 
 
 @njit(cache=True, nogil=True)
-def _filter_chunk(chunk, n_chunks, startprob, transmat_t, emissionprob, emission_t, symbols,
-                  lengths, beliefs, predictive, log_likelihood, bad_step):
-    """:func:`filter_pass` for the sequences of one chunk."""
-    no_beliefs = np.empty((0, startprob.shape[0]))
-    no_forecasts = np.empty((0, emissionprob.shape[1]))
-    for b in range(chunk, symbols.shape[0], n_chunks):
-        length = lengths[b]
-        belief_rows = beliefs[b] if beliefs.shape[0] else no_beliefs
-        forecast_rows = predictive[b] if predictive.shape[0] else no_forecasts
-        log_likelihood[b], bad_step[b] = _forward_one(
-            startprob, transmat_t, emissionprob, emission_t, symbols[b], length, belief_rows,
-            forecast_rows)
-        belief_rows[length:] = np.nan
-        forecast_rows[length:] = np.nan
+def _filter_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths, order,
+                  width, beliefs, predictive, log_likelihood, bad_step):
+    """:func:`filter_pass` for the lane groups of one chunk."""
+    n_groups, n_states = -(-symbols.shape[0] // width), tiled(startprob.shape[0])
+    start = padded(startprob.reshape((1, -1)), 1, n_states)[0]
+    tiled_transmat_t = padded(transmat_t, n_states, n_states)
+    tiled_emission_t = padded(emission_t, tiled(emission_t.shape[0]), n_states)
+    scratch = np.empty((3, n_states, width))
+    forecast = np.empty((tiled_emission_t.shape[0], width))
+    for group in range(chunk, n_groups, n_chunks):
+        lanes = group_lanes(order, width, group)
+        if lanes.shape[0] >= NARROW:
+            _filter_lanes(start, tiled_transmat_t, tiled_emission_t, symbols, lengths, lanes,
+                          scratch, forecast, beliefs, predictive, log_likelihood, bad_step)
+        else:
+            for b in lanes:
+                log_likelihood[b], bad_step[b] = _forward_one(
+                    startprob, transmat_t, emission_t, symbols[b], lengths[b], beliefs,
+                    predictive, b)
+        for b in lanes:
+            _pad_with_nan(beliefs, b, lengths[b])
+            _pad_with_nan(predictive, b, lengths[b])
+
+
+@njit(cache=True)
+def _pad_with_nan(out, b, length):
+    """``out[b, length:] = nan`` when ``out`` has rows (loops: quicker to compile)."""
+    for t in range(length, out.shape[1] if out.shape[0] else 0):
+        for k in range(out.shape[2]):
+            out[b, t, k] = np.nan
