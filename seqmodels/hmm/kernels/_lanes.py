@@ -1,6 +1,7 @@
-"""Threads and lanes: how the kernels split a batch of sequences.
+"""Threads and lanes: how the kernels split a batch of sequences, and the lanes' arithmetic.
 
-A *lane group* is up to ``LANES`` sequences stepped side by side: per-step
+A *lane group* is up to ``LANES`` (forward passes: ``FORWARD_LANES``)
+sequences stepped side by side: per-step
 arrays are laid out ``(..., LANES)`` so that the loops over lanes are the
 innermost ones and vectorize, and the lanes' independent recursions hide each
 other's latency (one sequence alone is bound by the latency of its own chain
@@ -14,6 +15,10 @@ Chunks run on a pool of Python threads (:func:`run_chunks`) while the
 kernels, compiled with ``nogil=True``, release the GIL: the same parallelism as
 numba's ``prange`` without its compilation, which cost about 8 of the ~19
 seconds of compiling every kernel cold.
+
+The lane arithmetic at the end (``lanes_matmul``, ``forward_step``, ``weigh``,
+``lane_emissions``) serves the forward passes; ``prefetch_for_writing`` is
+LLVM's prefetch, for outputs written a row per lane.
 """
 
 from __future__ import annotations

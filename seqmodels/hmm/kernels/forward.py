@@ -1,9 +1,17 @@
-"""The forward pass: log-likelihoods (in lanes) and the filter (beliefs and forecasts).
+"""The forward pass: log-likelihoods and the filter (beliefs and forecasts), in lanes.
 
 With the predicted state distribution :math:`q_t = P(z_t \\mid x_{<t})` (``q_0 =
 \\pi``, ``q_t = \\alpha_{t-1} A``), the scale :math:`c_t = \\sum_k q_{tk} B_{k x_t} =
 P(x_t \\mid x_{<t})` normalizes :math:`\\alpha_t = q_t \\odot B_{\\cdot x_t} / c_t =
 P(z_t \\mid x_{\\le t})`, and :math:`\\log P(x) = \\sum_t \\log c_t` (Rabiner 1989).
+
+Both passes step groups of up to ``FORWARD_LANES`` sequences side by side
+(longest first; a lane stops at its sequence's end) on the model padded with
+zero states to a multiple of 4 (:mod:`._lanes`: ``lanes_matmul``,
+``forward_step``, ``weigh``); they keep only (K', W) vectors per group, no
+per-step scratch. A group of fewer than ``NARROW`` sequences runs sequence by
+sequence (:func:`_likelihood_one`, :func:`_forward_one`) with the same sums in
+the same order, so a sequence gets the same bits alone and in any batch.
 """
 
 from __future__ import annotations
