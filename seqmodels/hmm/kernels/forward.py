@@ -241,15 +241,25 @@ def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order, w
     return out
 
 
+@njit(cache=True)
+def _tiled_model(startprob, transmat_t, emission_t):
+    """The model padded with zero states and symbols to multiples of ``TILE`` (the lanes' form).
+
+    Returns ``startprob`` (K',), ``transmat_t`` (K', K'), ``emission_t`` (V', K').
+    """
+    n_states = tiled(startprob.shape[0])
+    return (padded(startprob.reshape((1, -1)), 1, n_states)[0],
+            padded(transmat_t, n_states, n_states),
+            padded(emission_t, tiled(emission_t.shape[0]), n_states))
+
+
 @njit(cache=True, nogil=True)
 def _likelihood_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
                       order, width, out):
     """:func:`log_likelihood` for the lane groups of one chunk."""
-    n_groups, n_states = -(-symbols.shape[0] // width), tiled(startprob.shape[0])
-    start = padded(startprob.reshape((1, -1)), 1, n_states)[0]
-    tiled_transmat_t = padded(transmat_t, n_states, n_states)
-    tiled_emission_t = padded(emission_t, emission_t.shape[0], n_states)
-    scratch = np.empty((3, n_states, width))
+    n_groups = -(-symbols.shape[0] // width)
+    start, tiled_transmat_t, tiled_emission_t = _tiled_model(startprob, transmat_t, emission_t)
+    scratch = np.empty((3, start.shape[0], width))
     for group in range(chunk, n_groups, n_chunks):
         lanes = group_lanes(order, width, group)
         if lanes.shape[0] >= NARROW:
@@ -427,11 +437,9 @@ def filter_pass(startprob, transmat_t, emission_t, symbols, lengths, order, widt
 def _filter_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths, order,
                   width, beliefs, predictive, log_likelihood, bad_step):
     """:func:`filter_pass` for the lane groups of one chunk."""
-    n_groups, n_states = -(-symbols.shape[0] // width), tiled(startprob.shape[0])
-    start = padded(startprob.reshape((1, -1)), 1, n_states)[0]
-    tiled_transmat_t = padded(transmat_t, n_states, n_states)
-    tiled_emission_t = padded(emission_t, tiled(emission_t.shape[0]), n_states)
-    scratch = np.empty((3, n_states, width))
+    n_groups = -(-symbols.shape[0] // width)
+    start, tiled_transmat_t, tiled_emission_t = _tiled_model(startprob, transmat_t, emission_t)
+    scratch = np.empty((3, start.shape[0], width))
     forecast = np.empty((tiled_emission_t.shape[0], width))
     for group in range(chunk, n_groups, n_chunks):
         lanes = group_lanes(order, width, group)
