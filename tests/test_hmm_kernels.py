@@ -2,9 +2,11 @@
 
 Random models with K from 2 to 16 states and V from 2 to 20 symbols; batches of
 different lengths (1 included) go through each layout: a list of 1-D arrays and
-hmmlearn's ``(X, lengths)``. Batches of 70 sequences cover the likelihood pass's
-SIMD lanes (a full block of 64, with a remainder of 6 stepped alone) and its
-ragged tails; batches of 5 the per-sequence path.
+hmmlearn's ``(X, lengths)``. Batches of 70 sequences run in lane groups, lanes
+dropping out as their sequences end (K and V padded to multiples of 4 for the
+forward passes' tiles: K = 2, 3, 5 and V = 2, 7 padded, K = 16 in 4 x 4 tiles);
+batches of 5, on two threads, in groups narrower than ``NARROW``: sequence by
+sequence.
 """
 
 from __future__ import annotations
@@ -90,23 +92,38 @@ def test_filter_pads_with_nan_and_reports_lengths(case):
     assert alone.log_likelihood == pytest.approx(result.log_likelihood[-1], rel=1e-15)
 
 
-@pytest.mark.parametrize("n_states", [3, 4, 6])
-def test_lanes_and_single_sequences_agree_bit_for_bit(n_states):
+@pytest.mark.parametrize(("n_states", "n_symbols"), [(3, 8), (4, 8), (6, 5)])
+def test_lanes_and_single_sequences_agree_bit_for_bit(n_states, n_symbols):
     """The lane passes and the one-sequence passes (narrow groups, registers for K <= 4) do
-    the same arithmetic in the same order: a sequence's results do not depend on its batch."""
-    model = random_model(n_states, 8, seed=1)
+    the same arithmetic in the same order: a sequence's results do not depend on its batch.
+    The forward passes' lanes run on the model padded to 4 or 8 states (and 8 symbols)."""
+    model = random_model(n_states, n_symbols, seed=1)
     lengths = np.r_[np.full(2 * LANES, 300), np.arange(100, 300, 20)]  # ragged tails too
     _, symbols = model.sample(len(lengths), lengths, seed=2)
     sequences = [row[:n] for row, n in zip(symbols, lengths, strict=True)]
-    together = model.log_likelihood(sequences)
+    together, filtered = model.log_likelihood(sequences), model.filter(sequences)
     posterior, (paths, log_prob) = model.smooth(sequences), model.viterbi(sequences)
     for b in range(0, len(sequences), 7):
         row, n = sequences[b], lengths[b]
         assert model.log_likelihood(row) == together[b]
+        alone = model.filter(row)
+        np.testing.assert_array_equal(alone.beliefs, filtered.beliefs[b, :n])
+        np.testing.assert_array_equal(alone.predictive, filtered.predictive[b, :n])
+        assert alone.log_likelihood == filtered.log_likelihood[b]
         np.testing.assert_array_equal(model.smooth(row), posterior[b, :n])
         alone_path, alone_value = model.viterbi(row)
         np.testing.assert_array_equal(alone_path, paths[b, :n])
         assert alone_value == log_prob[b]
+
+
+def test_forward_passes_read_strided_batches():
+    """A batch that is a view with strides (every other step) gives the results of its copy."""
+    model = random_model(4, 6, seed=3)
+    _, symbols = model.sample(12, 80, seed=4)
+    strided = symbols[:, ::2]
+    copy = np.ascontiguousarray(strided)
+    np.testing.assert_array_equal(model.log_likelihood(strided), model.log_likelihood(copy))
+    assert model.filter(strided) == model.filter(copy)
 
 
 # --------------------------------------------------------------------------- brute force
@@ -167,11 +184,14 @@ def test_thread_count_does_not_change_results():
     model = random_model(5, 7, seed=4)
     sequences = ragged_sequences(model, 90, seed=5)
     with limit_threads(1):
-        one = (model.log_likelihood(sequences), model.smooth(sequences), model.viterbi(sequences))
-    two = (model.log_likelihood(sequences), model.smooth(sequences), model.viterbi(sequences))
+        one = (model.log_likelihood(sequences), model.smooth(sequences), model.viterbi(sequences),
+               model.filter(sequences))
+    two = (model.log_likelihood(sequences), model.smooth(sequences), model.viterbi(sequences),
+           model.filter(sequences))
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], two[1])
     np.testing.assert_array_equal(one[2][0], two[2][0])
+    assert one[3] == two[3]
 
 
 # --------------------------------------------------------------------------- layouts and bad input

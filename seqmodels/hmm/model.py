@@ -94,6 +94,15 @@ def _check_outputs(batch: SymbolBatch, values_per_step: int, what: str, scratch:
                  f"{what} of n_sequences={n_seq} x length={n_steps}")
 
 
+def _forward_groups(batch: SymbolBatch) -> tuple:
+    """The forward kernels' arguments for ``batch``: C-contiguous symbols, the lengths, and
+    the lane groups (longest first, up to ``FORWARD_LANES`` wide) and chunks."""
+    n_seq, lanes = len(batch.lengths), kernels.FORWARD_LANES
+    return (np.ascontiguousarray(batch.symbols), batch.lengths,
+            kernels.longest_first(batch.lengths), kernels.lane_width(n_seq, lanes),
+            kernels.chunk_count(n_seq, lanes))
+
+
 @by_value
 @dataclass(frozen=True)
 class HMM:
@@ -254,9 +263,8 @@ class HMM:
         belief_out = np.empty((n_seq if beliefs else 0, n_steps, self.n_states))
         forecast_out = np.empty((n_seq if predictive else 0, n_steps, self.n_symbols))
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
-        kernels.filter_pass(self.startprob, transmat_t, self.emissionprob, emission_t,
-                            batch.symbols, batch.lengths, belief_out, forecast_out,
-                            log_likelihood, bad_step, min(n_seq, kernels.thread_count()))
+        kernels.filter_pass(self.startprob, transmat_t, emission_t, *_forward_groups(batch),
+                            belief_out, forecast_out, log_likelihood, bad_step)
         _refuse_impossible(batch, bad_step)
         return (belief_out if beliefs else None, forecast_out if predictive else None,
                 log_likelihood)
@@ -275,10 +283,7 @@ class HMM:
 
     def _log_likelihood(self, startprob: np.ndarray, batch: SymbolBatch) -> np.ndarray:
         transmat_t, emission_t = self._transposed
-        order = (np.argsort(-batch.lengths, kind="stable") if batch.ragged
-                 else np.arange(len(batch.lengths)))
-        return kernels.log_likelihood(startprob, transmat_t, emission_t, batch.symbols,
-                                      batch.lengths, order, kernels.chunk_count(len(order)))
+        return kernels.log_likelihood(startprob, transmat_t, emission_t, *_forward_groups(batch))
 
     def smooth(self, symbols, lengths=None) -> np.ndarray:
         """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{L-1})`, shape (B, T, K).

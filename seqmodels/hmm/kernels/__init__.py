@@ -19,6 +19,7 @@ to one per worker process in a sweep.
 """
 
 from seqmodels.hmm.kernels._lanes import (
+    FORWARD_LANES,
     LANES,
     chunk_count,
     lane_width,
@@ -30,9 +31,9 @@ from seqmodels.hmm.kernels.forward import RESCALE_BELOW, filter_pass, log_likeli
 from seqmodels.hmm.kernels.forward_backward import forward_backward
 from seqmodels.hmm.kernels.viterbi import viterbi_pass
 
-__all__ = ["LANES", "RESCALE_BELOW", "chunk_count", "filter_pass", "forward_backward",
-           "lane_width", "limit_threads", "log_likelihood", "longest_first", "scratch_bytes",
-           "thread_count", "viterbi_pass"]
+__all__ = ["FORWARD_LANES", "LANES", "RESCALE_BELOW", "chunk_count", "filter_pass",
+           "forward_backward", "lane_width", "limit_threads", "log_likelihood", "longest_first",
+           "scratch_bytes", "thread_count", "viterbi_pass"]
 
 
 def scratch_bytes(n_sequences: int, n_steps: int, floats_per_step: int) -> float:

@@ -1,9 +1,17 @@
-"""The forward pass: log-likelihoods (in lanes) and the filter (beliefs and forecasts).
+"""The forward pass: log-likelihoods and the filter (beliefs and forecasts), in lanes.
 
 With the predicted state distribution :math:`q_t = P(z_t \\mid x_{<t})` (``q_0 =
 \\pi``, ``q_t = \\alpha_{t-1} A``), the scale :math:`c_t = \\sum_k q_{tk} B_{k x_t} =
 P(x_t \\mid x_{<t})` normalizes :math:`\\alpha_t = q_t \\odot B_{\\cdot x_t} / c_t =
 P(z_t \\mid x_{\\le t})`, and :math:`\\log P(x) = \\sum_t \\log c_t` (Rabiner 1989).
+
+Both passes step groups of up to ``FORWARD_LANES`` sequences side by side
+(longest first; a lane stops at its sequence's end) on the model padded with
+zero states to a multiple of 4 (:mod:`._lanes`: ``lanes_matmul``,
+``forward_step``, ``weigh``); they keep only (K', W) vectors per group, no
+per-step scratch. A group of fewer than ``NARROW`` sequences runs sequence by
+sequence (:func:`_likelihood_one`, :func:`_forward_one`) with the same sums in
+the same order, so a sequence gets the same bits alone and in any batch.
 """
 
 from __future__ import annotations
@@ -11,12 +19,28 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from seqmodels.hmm.kernels._lanes import LANES, run_chunks
+from seqmodels.hmm.kernels._lanes import (
+    NARROW,
+    forward_step,
+    group_lanes,
+    lane_emissions,
+    lane_rows,
+    lanes_matmul,
+    padded,
+    prefetch_for_writing,
+    run_chunks,
+    running_lanes,
+    tiled,
+    weigh,
+)
 
 #: The likelihood-only pass leaves its forward vector unnormalized (no division
 #: and no log per step) until the vector's mass falls below this; then that step
 #: is redone from the normalized previous vector, which cannot underflow.
 RESCALE_BELOW = 1e-100
+
+#: Steps ahead of the writes at which :func:`_write_step` asks for the outputs' cache lines.
+PREFETCH_STEPS = 2
 
 
 # Hot loops index 2-D arrays directly: a row view made per step costs reference
@@ -24,38 +48,46 @@ RESCALE_BELOW = 1e-100
 
 
 @njit(cache=True, inline="always")
-def _step(transmat_t, emission_t, symbol, previous, out):
-    """``out = (previous @ A) * B[:, symbol]`` for one sequence and one step; returns its mass.
+def _step(transmat_t, emission_t, symbol, previous, out, g):
+    """``out[:, g] = (previous[:, g] @ A) * B[:, symbol]``, one vector (a column); its mass.
 
     Dot products against rows of ``transmat_t = A.T`` (contiguous): the fastest
-    order measured for one sequence.
+    order measured for one sequence. Sums in the order of
+    :func:`._lanes.lanes_matmul` and :func:`._lanes.weigh`.
     """
     n_states = previous.shape[0]
     mass = 0.0
     for j in range(n_states):
         total = 0.0
         for i in range(n_states):
-            total += previous[i] * transmat_t[j, i]
+            total += previous[i, g] * transmat_t[j, i]
         value = total * emission_t[symbol, j]
-        out[j] = value
+        out[j, g] = value
         mass += value
     return mass
 
 
 @njit(cache=True)
-def _rescaled_step(transmat_t, emission_t, symbol, previous, out, previous_mass):
-    """The step redone from ``previous`` normalized: returns (log of the scale taken, new mass).
+def _rescaled_step(transmat_t, emission_t, symbol, previous, out, g, previous_mass):
+    """:func:`_step` redone from ``previous[:, g]`` normalized (in place).
 
-    The new vector is normalized too when its own mass is small. A new mass of
-    0 means the symbol is impossible there.
+    Returns (log of the scale taken, new mass). The new vector is normalized
+    too when its own mass is small. A vector that falls to 0 (the symbol is
+    impossible there) becomes ones, the log of its scale -inf: an impossible
+    lane of a group idles on it.
     """
-    for i in range(previous.shape[0]):
-        previous[i] /= previous_mass
+    n_states = previous.shape[0]
+    for i in range(n_states):
+        previous[i, g] /= previous_mass
     log_scale = np.log(previous_mass)
-    mass = _step(transmat_t, emission_t, symbol, previous, out)
-    if 0.0 < mass < RESCALE_BELOW:
-        for j in range(out.shape[0]):
-            out[j] /= mass
+    mass = _step(transmat_t, emission_t, symbol, previous, out, g)
+    if mass == 0.0:
+        for j in range(n_states):
+            out[j, g] = 1.0
+        return -np.inf, float(n_states)
+    if mass < RESCALE_BELOW:
+        for j in range(n_states):
+            out[j, g] /= mass
         log_scale += np.log(mass)
         mass = 1.0
     return log_scale, mass
@@ -65,7 +97,7 @@ def _rescaled_step(transmat_t, emission_t, symbol, previous, out, previous_mass)
 def _likelihood_tail(transmat_t, emission_t, row, start, stop, alpha, mass, log_scale):
     """Continue one sequence's unnormalized forward vector over steps ``[start, stop)``.
 
-    ``alpha`` (K,) has mass ``mass``; ``log_scale`` was taken out of it so far.
+    ``alpha`` (K, 1) has mass ``mass``; ``log_scale`` was taken out of it so far.
     Returns :math:`\\log P(x_0..x_{stop-1})`, ``-inf`` if it is 0.
     """
     if alpha.shape[0] <= 4:
@@ -73,11 +105,12 @@ def _likelihood_tail(transmat_t, emission_t, row, start, stop, alpha, mass, log_
                                              mass, log_scale)
     spare = np.empty_like(alpha)
     for t in range(start, stop):
-        new_mass = _step(transmat_t, emission_t, row[t], alpha, spare)
+        new_mass = _step(transmat_t, emission_t, row[t], alpha, spare, 0)
         if new_mass < RESCALE_BELOW:
-            taken, new_mass = _rescaled_step(transmat_t, emission_t, row[t], alpha, spare, mass)
+            taken, new_mass = _rescaled_step(transmat_t, emission_t, row[t], alpha, spare, 0,
+                                             mass)
             log_scale += taken
-            if new_mass == 0.0:
+            if log_scale == -np.inf:
                 return -np.inf
         alpha, spare = spare, alpha
         mass = new_mass
@@ -95,14 +128,9 @@ def _likelihood_tail_in_registers(transmat_t, emission_t, row, start, stop, alph
     only gains exact ``+ 0.0`` terms, so the result is the generic loop's (and
     the lanes'), bit for bit.
     """
-    a, e, vector = np.zeros((4, 4)), np.zeros((emission_t.shape[0], 4)), np.zeros(4)
-    for j in range(alpha.shape[0]):
-        vector[j] = alpha[j]
-        for i in range(alpha.shape[0]):
-            a[j, i] = transmat_t[j, i]
-        for v in range(emission_t.shape[0]):
-            e[v, j] = emission_t[v, j]
-    a0, a1, a2, a3 = vector[0], vector[1], vector[2], vector[3]
+    a, e = padded(transmat_t, 4, 4), padded(emission_t, emission_t.shape[0], 4)
+    previous, out = padded(alpha, 4, 1), np.empty((4, 1))
+    a0, a1, a2, a3 = previous[0, 0], previous[1, 0], previous[2, 0], previous[3, 0]
     for t in range(start, stop):
         s = row[t]
         b0 = (a0 * a[0, 0] + a1 * a[0, 1] + a2 * a[0, 2] + a3 * a[0, 3]) * e[s, 0]
@@ -111,12 +139,12 @@ def _likelihood_tail_in_registers(transmat_t, emission_t, row, start, stop, alph
         b3 = (a0 * a[3, 0] + a1 * a[3, 1] + a2 * a[3, 2] + a3 * a[3, 3]) * e[s, 3]
         new_mass = b0 + b1 + b2 + b3
         if new_mass < RESCALE_BELOW:
-            previous, out = np.array([a0, a1, a2, a3]), np.empty(4)
-            taken, new_mass = _rescaled_step(a, e, s, previous, out, mass)
+            previous[0, 0], previous[1, 0], previous[2, 0], previous[3, 0] = a0, a1, a2, a3
+            taken, new_mass = _rescaled_step(a, e, s, previous, out, 0, mass)
             log_scale += taken
-            if new_mass == 0.0:
+            if log_scale == -np.inf:
                 return -np.inf
-            b0, b1, b2, b3 = out[0], out[1], out[2], out[3]
+            b0, b1, b2, b3 = out[0, 0], out[1, 0], out[2, 0], out[3, 0]
         a0, a1, a2, a3 = b0, b1, b2, b3
         mass = new_mass
     return log_scale + np.log(mass)
@@ -125,101 +153,63 @@ def _likelihood_tail_in_registers(transmat_t, emission_t, row, start, stop, alph
 @njit(cache=True)
 def _likelihood_one(startprob, transmat_t, emission_t, row, length):
     """:math:`\\log P(x)` of one sequence, stepped alone."""
-    alpha = startprob * emission_t[row[0]]
-    mass = alpha.sum()
+    alpha, mass = np.empty((startprob.shape[0], 1)), 0.0
+    for k in range(startprob.shape[0]):
+        alpha[k, 0] = startprob[k] * emission_t[row[0], k]
+        mass += alpha[k, 0]
     if mass == 0.0:
         return -np.inf
     return _likelihood_tail(transmat_t, emission_t, row, 1, length, alpha, mass, 0.0)
 
 
 @njit(cache=True)
-def _lane_column(vectors, lane):
-    """A copy of ``vectors[:, lane]`` (a loop: cheaper to compile than the strided slice)."""
-    column = np.empty(vectors.shape[0])
-    for k in range(vectors.shape[0]):
-        column[k] = vectors[k, lane]
-    return column
+def _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes, scratch, out):
+    """:math:`\\log P(x)` of the sequences ``lanes`` (longest first), stepped side by side.
 
-
-@njit(cache=True)
-def _rescue_lane(transmat_t, emission_t, symbol, alpha, spare, lane, previous_mass):
-    """:func:`_rescaled_step` for lane ``lane`` of ``(K, LANES)`` vectors.
-
-    An impossible lane idles from here on a vector of ones, its log-scale at -inf.
+    The model comes padded (:func:`._lanes.padded`, K' = ``tiled(K)`` states);
+    ``scratch`` (3, K', W) holds the lanes' forward vectors, spare vectors and
+    emission probabilities. Lane ``g`` steps while ``g`` is below the count of
+    lanes with a step ``t``. Same sums, in the same order, as
+    :func:`_likelihood_one` on the unpadded model, so the same bits.
     """
-    previous, out = _lane_column(alpha, lane), np.empty(alpha.shape[0])
-    taken, mass = _rescaled_step(transmat_t, emission_t, symbol, previous, out, previous_mass)
-    if mass == 0.0:
-        out.fill(1.0)
-        taken, mass = -np.inf, float(out.shape[0])
-    for k in range(alpha.shape[0]):
-        alpha[k, lane], spare[k, lane] = previous[k], out[k]
-    return taken, mass
-
-
-@njit(cache=True)
-def _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes, out):
-    """:math:`\\log P(x)` of the ``LANES`` sequences ``lanes``, stepped side by side.
-
-    All lanes advance together up to the shortest one's length (the inner
-    loops run over lanes and vectorize); each longer lane then finishes alone.
-    Same arithmetic, in the same order, as :func:`_likelihood_one`.
-    """
-    n_states = startprob.shape[0]
-    alpha, spare = np.empty((n_states, LANES)), np.empty((n_states, LANES))
-    emission = np.empty((n_states, LANES))
-    mass, new_mass, log_scale = np.zeros(LANES), np.empty(LANES), np.zeros(LANES)
-    common = lengths[lanes].min()
+    alpha, spare, emission = scratch[0], scratch[1], scratch[2]
+    n_states, width = startprob.shape[0], lanes.shape[0]
+    mass, new_mass, log_scale = np.empty(width), np.empty(width), np.zeros(width)
+    flat, rows = symbols.reshape(-1), np.empty(width, dtype=np.int64)
+    lane_rows(symbols, lanes, rows)
+    lane_emissions(emission_t, flat, rows, 0, width, emission)
     for k in range(n_states):
-        for g in range(LANES):
-            alpha[k, g] = startprob[k] * emission_t[symbols[lanes[g], 0], k]
-            mass[g] += alpha[k, g]
-    for g in range(LANES):
-        if mass[g] == 0.0:
+        for g in range(width):
+            alpha[k, g] = startprob[k]
+    weigh(alpha, emission, mass, width)
+    for g in range(width):
+        if mass[g] == 0.0:  # impossible first symbol: idle on ones, at -inf
             mass[g], log_scale[g] = n_states, -np.inf
             for k in range(n_states):
                 alpha[k, g] = 1.0
-    for t in range(1, common):
-        for k in range(n_states):
-            row = emission[k]
-            for g in range(LANES):
-                row[g] = emission_t[symbols[lanes[g], t], k]
-        new_mass.fill(0.0)
-        for j in range(n_states):
-            total = spare[j]
-            total.fill(0.0)
-            for i in range(n_states):
-                weight, previous = transmat_t[j, i], alpha[i]
-                for g in range(LANES):
-                    total[g] += previous[g] * weight
-            row = emission[j]
-            for g in range(LANES):
-                value = total[g] * row[g]
-                total[g] = value
-                new_mass[g] += value
+    n_run = width
+    for t in range(1, lengths[lanes[0]]):
+        n_next = running_lanes(lengths, lanes, t, n_run)
+        for g in range(n_next, n_run):  # lanes that ended at step t - 1
+            out[lanes[g]] = log_scale[g] + np.log(mass[g])
+        n_run = n_next
+        lane_emissions(emission_t, flat, rows, t, n_run, emission)
+        forward_step(transmat_t, alpha, emission, spare, new_mass, n_run)
         n_low = 0
-        for g in range(LANES):
+        for g in range(n_run):
             n_low += new_mass[g] < RESCALE_BELOW
-        if n_low:
-            for g in range(LANES):
-                if new_mass[g] < RESCALE_BELOW:
-                    taken, new_mass[g] = _rescue_lane(transmat_t, emission_t,
-                                                      symbols[lanes[g], t], alpha, spare, g,
-                                                      mass[g])
-                    log_scale[g] += taken
+        for g in range(n_run if n_low else 0):
+            if new_mass[g] < RESCALE_BELOW:
+                taken, new_mass[g] = _rescaled_step(transmat_t, emission_t, flat[rows[g] + t],
+                                                    alpha, spare, g, mass[g])
+                log_scale[g] += taken
         alpha, spare = spare, alpha
         mass, new_mass = new_mass, mass
-    for g in range(LANES):
-        sequence = lanes[g]
-        if lengths[sequence] == common or log_scale[g] == -np.inf:
-            out[sequence] = log_scale[g] + np.log(mass[g])
-        else:
-            out[sequence] = _likelihood_tail(transmat_t, emission_t, symbols[sequence], common,
-                                             lengths[sequence], _lane_column(alpha, g), mass[g],
-                                             log_scale[g])
+    for g in range(n_run):
+        out[lanes[g]] = log_scale[g] + np.log(mass[g])
 
 
-def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order,
+def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order, width,
                    n_chunks) -> np.ndarray:
     """:math:`\\log P(x_0..x_{L_b-1})` per sequence, shape (B,); ``-inf`` for impossible ones.
 
@@ -233,85 +223,87 @@ def log_likelihood(startprob, transmat_t, emission_t, symbols, lengths, order,
     symbols : ndarray of int64, shape (B, T)
     lengths : ndarray of int64, shape (B,)
     order : ndarray of int64, shape (B,)
-        The sequences from longest to shortest, so lanes have similar lengths.
+        The sequences from longest to shortest (:func:`._lanes.longest_first`).
+    width : int
+        Lanes per group (:func:`._lanes.lane_width`).
     n_chunks : int
-        Threads (:func:`._lanes.chunk_count`); chunk ``c`` takes every
-        ``n_chunks``-th block and remaining sequence from ``c`` on.
+        Threads (:func:`._lanes.chunk_count`).
 
     Notes
     -----
-    Full blocks of ``LANES`` sequences run side by side; a remainder of at
-    least half a block runs as one more block (its idle lanes repeat its last
-    sequence), a smaller one sequence by sequence. Memory beyond the input and
-    the (B,) output: ``O(K * LANES)`` per thread.
+    Groups of ``width`` sequences run side by side; a group of fewer than
+    ``NARROW`` runs sequence by sequence, with the same bits. Memory beyond the
+    input and the (B,) output: ``O(K W)`` numbers per thread.
     """
     out = np.empty(symbols.shape[0])
     run_chunks(_likelihood_chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
-               order, out)
+               order, width, out)
     return out
+
+
+@njit(cache=True)
+def _tiled_model(startprob, transmat_t, emission_t):
+    """The model padded with zero states and symbols to multiples of ``TILE`` (the lanes' form).
+
+    Returns ``startprob`` (K',), ``transmat_t`` (K', K'), ``emission_t`` (V', K').
+    """
+    n_states = tiled(startprob.shape[0])
+    return (padded(startprob.reshape((1, -1)), 1, n_states)[0],
+            padded(transmat_t, n_states, n_states),
+            padded(emission_t, tiled(emission_t.shape[0]), n_states))
 
 
 @njit(cache=True, nogil=True)
 def _likelihood_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
-                      order, out):
-    """:func:`log_likelihood` for the blocks and remaining sequences of one chunk."""
-    n_seq = symbols.shape[0]
-    n_blocks = n_seq // LANES + (n_seq % LANES >= LANES // 2)
-    lanes = np.empty(LANES, dtype=np.int64)
-    for block in range(chunk, n_blocks, n_chunks):
-        for g in range(LANES):
-            lanes[g] = order[min(block * LANES + g, n_seq - 1)]
-        _likelihood_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes, out)
-    for index in range(min(n_blocks * LANES, n_seq) + chunk, n_seq, n_chunks):
-        b = order[index]
-        out[b] = _likelihood_one(startprob, transmat_t, emission_t, symbols[b], lengths[b])
-
-
-@njit(cache=True, inline="always")
-def _predict(transmat_t, source, row, out):
-    """``out = source[row] @ A``: :math:`q_{t+1} = \\alpha_t A`, dot products with rows of A.T."""
-    for j in range(transmat_t.shape[0]):
-        total = 0.0
-        for i in range(transmat_t.shape[0]):
-            total += source[row, i] * transmat_t[j, i]
-        out[j] = total
+                      order, width, out):
+    """:func:`log_likelihood` for the lane groups of one chunk."""
+    n_groups = -(-symbols.shape[0] // width)
+    start, tiled_transmat_t, tiled_emission_t = _tiled_model(startprob, transmat_t, emission_t)
+    scratch = np.empty((3, start.shape[0], width))
+    for group in range(chunk, n_groups, n_chunks):
+        lanes = group_lanes(order, width, group)
+        if lanes.shape[0] >= NARROW:
+            _likelihood_lanes(start, tiled_transmat_t, tiled_emission_t, symbols, lengths,
+                              lanes, scratch, out)
+            continue
+        for b in lanes:
+            out[b] = _likelihood_one(startprob, transmat_t, emission_t, symbols[b], lengths[b])
 
 
 @njit(cache=True)
-def _forward_one(startprob, transmat_t, emissionprob, emission_t, row, length, beliefs,
-                 predictive):
-    """Normalized forward pass of one sequence; returns (log P(x), first impossible step or -1).
+def _forward_one(startprob, transmat_t, emission_t, row, length, beliefs, predictive, b):
+    """Normalized forward pass of sequence ``b``; returns (log P(x), first impossible step or -1).
 
-    Writes :math:`\\alpha_t` to ``beliefs[t]`` and :math:`P(x_t \\mid x_{<t}) =
-    q_t B` to ``predictive[t]``, each only when that output has rows. Stops at
-    an impossible step.
+    Writes :math:`\\alpha_t` to ``beliefs[b, t]`` and :math:`P(x_t \\mid x_{<t}) =
+    q_t B` to ``predictive[b, t]``, each only when that output has rows. Stops at
+    an impossible step. The sums of :func:`_filter_lanes`, in its order.
     """
-    n_states, n_symbols = emissionprob.shape
+    n_states, n_symbols = transmat_t.shape[0], predictive.shape[2]
     store_beliefs, forecast = beliefs.shape[0] > 0, predictive.shape[0] > 0
-    predicted, belief = startprob.copy(), np.empty((1, n_states))
+    predicted, belief = startprob.copy(), np.empty(n_states)
     product, log_total = 1.0, 0.0  # the scales multiply up; one log per ~100 steps
     for t in range(length):
-        if t:
-            _predict(transmat_t, belief, 0, predicted)
-        if forecast:
-            for v in range(n_symbols):
-                total = 0.0
-                for k in range(n_states):
-                    total += predicted[k] * emission_t[v, k]
-                predictive[t, v] = total
-        symbol = row[t]
+        for j in range(n_states if t else 0):
+            total = 0.0
+            for i in range(n_states):
+                total += belief[i] * transmat_t[j, i]
+            predicted[j] = total
+        for v in range(n_symbols if forecast else 0):
+            total = 0.0
+            for k in range(n_states):
+                total += predicted[k] * emission_t[v, k]
+            predictive[b, t, v] = total
         scale = 0.0
         for k in range(n_states):
-            value = predicted[k] * emission_t[symbol, k]
-            belief[0, k] = value
-            scale += value
+            belief[k] = predicted[k] * emission_t[row[t], k]
+            scale += belief[k]
         if not scale > 0.0:
             return -np.inf, t
         inverse = 1.0 / scale
         for k in range(n_states):
-            belief[0, k] *= inverse
-            if store_beliefs:
-                beliefs[t, k] = belief[0, k]
+            belief[k] *= inverse
+        for k in range(n_states if store_beliefs else 0):
+            beliefs[b, t, k] = belief[k]
         product *= scale
         if product < RESCALE_BELOW:
             log_total += np.log(product)
@@ -319,17 +311,110 @@ def _forward_one(startprob, transmat_t, emissionprob, emission_t, row, length, b
     return log_total + np.log(product), -1
 
 
-def filter_pass(startprob, transmat_t, emissionprob, emission_t, symbols, lengths, beliefs,
-                predictive, log_likelihood, bad_step, n_chunks) -> None:
+@njit(cache=True)
+def _normalize_lanes(vectors, scale, t, n_run, product, log_total, bad):
+    """Divide each lane's vector by its ``scale`` :math:`c_t`; multiply the scales up.
+
+    A lane whose :math:`c_t` is 0 records ``t`` in ``bad`` (its first one) and
+    goes on with a zero vector and :math:`c_t = 1`: the caller refuses it. The
+    running ``product`` of a lane is moved into ``log_total`` when it is small.
+    """
+    n_bad = 0
+    for g in range(n_run):
+        n_bad += not scale[g] > 0.0
+    for g in range(n_run if n_bad else 0):
+        if not scale[g] > 0.0:
+            scale[g] = 1.0
+            bad[g] = t if bad[g] < 0 else bad[g]
+    n_low = 0
+    for g in range(n_run):
+        product[g] *= scale[g]
+        n_low += product[g] < RESCALE_BELOW
+        scale[g] = 1.0 / scale[g]
+    for k in range(vectors.shape[0]):
+        for g in range(n_run):
+            vectors[k, g] *= scale[g]
+    for g in range(n_run if n_low else 0):
+        if product[g] < RESCALE_BELOW:
+            log_total[g] += np.log(product[g])
+            product[g] = 1.0
+
+
+@njit(cache=True)
+def _filter_lanes(startprob, transmat_t, emission_t, symbols, lengths, lanes, scratch,
+                  forecast, beliefs, predictive, log_likelihood, bad_step):
+    """:func:`filter_pass` for the sequences ``lanes`` (longest first), stepped side by side.
+
+    The model comes padded (K' = ``tiled(K)`` states, V' = ``tiled(V)``
+    symbols; ``emission_t`` (V', K')); ``scratch`` (3, K', W) holds the lanes'
+    beliefs, predicted states and emission probabilities, ``forecast`` (V', W)
+    their forecasts. Each step is written straight into row ``lanes[g]`` of
+    the outputs. Same sums, in the same order, as :func:`_forward_one`.
+    """
+    belief, predicted, emission = scratch[0], scratch[1], scratch[2]
+    width, store_forecasts = lanes.shape[0], predictive.shape[0] > 0
+    scale, product, log_total = np.empty(width), np.ones(width), np.zeros(width)
+    bad = np.full(width, -1)
+    flat, rows = symbols.reshape(-1), np.empty(width, dtype=np.int64)
+    lane_rows(symbols, lanes, rows)
+    for k in range(startprob.shape[0]):
+        for g in range(width):
+            predicted[k, g] = startprob[k]
+    n_run = width
+    for t in range(lengths[lanes[0]]):
+        n_run = running_lanes(lengths, lanes, t, n_run)
+        if t:
+            lanes_matmul(transmat_t, belief, predicted, n_run)
+        if store_forecasts:
+            lanes_matmul(emission_t, predicted, forecast, n_run)
+        lane_emissions(emission_t, flat, rows, t, n_run, emission)
+        weigh(predicted, emission, scale, n_run)
+        _normalize_lanes(predicted, scale, t, n_run, product, log_total, bad)
+        belief, predicted = predicted, belief
+        _write_step(belief, forecast, lanes, lengths, t, n_run, beliefs, predictive)
+    for g in range(width):
+        log_likelihood[lanes[g]] = log_total[g] + np.log(product[g])
+        bad_step[lanes[g]] = bad[g]
+
+
+@njit(cache=True)
+def _write_step(belief, forecast, lanes, lengths, t, n_run, beliefs, predictive):
+    """``beliefs[lanes[g], t] = belief[:K, g]``, ``predictive[lanes[g], t] = forecast[:V, g]``.
+
+    Each lane writes its own row of the outputs, so a step touches a new cache
+    line in each of ``2 W`` rows, more streams than the hardware prefetcher
+    follows: the line of step ``t + PREFETCH_STEPS`` is requested now (6.9 ->
+    5.3 ms for B=1000, T=500, K=4, V=8). Empty outputs are skipped.
+    """
+    n_steps, n_states, n_symbols = beliefs.shape[1], beliefs.shape[2], predictive.shape[2]
+    store_beliefs, store_forecasts = beliefs.shape[0] > 0, predictive.shape[0] > 0
+    for g in range(n_run):
+        b = lanes[g]
+        ahead = b * n_steps + t + PREFETCH_STEPS
+        if t + PREFETCH_STEPS < lengths[b]:
+            if store_beliefs:
+                prefetch_for_writing(beliefs, ahead * n_states)
+            if store_forecasts:
+                prefetch_for_writing(predictive, ahead * n_symbols)
+        for k in range(n_states if store_beliefs else 0):
+            beliefs[b, t, k] = belief[k, g]
+        for v in range(n_symbols if store_forecasts else 0):
+            predictive[b, t, v] = forecast[v, g]
+
+
+def filter_pass(startprob, transmat_t, emission_t, symbols, lengths, order, width, n_chunks,
+                beliefs, predictive, log_likelihood, bad_step) -> None:
     """Causal filtering of every sequence, written into the given outputs.
 
     Parameters
     ----------
-    startprob, transmat_t, emissionprob, emission_t : ndarray
-        Shapes (K,), (K, K) (``transmat.T``), (K, V), (V, K) (``emissionprob.T``),
+    startprob, transmat_t, emission_t : ndarray
+        Shapes (K,), (K, K) (``transmat.T``), (V, K) (``emissionprob.T``),
         all C-contiguous.
     symbols : ndarray of int64, shape (B, T)
     lengths : ndarray of int64, shape (B,)
+    order, width, n_chunks
+        As in :func:`log_likelihood`.
     beliefs : ndarray, shape (B, T, K) or (0, T, K)
         Out: :math:`P(z_t \\mid x_{\\le t})`, NaN past each sequence's end;
         skipped when empty.
@@ -339,25 +424,41 @@ def filter_pass(startprob, transmat_t, emissionprob, emission_t, symbols, length
         Out.
     bad_step : ndarray of int64, shape (B,)
         Out: the first step of probability 0, or -1.
-    n_chunks : int
-        Threads; chunk ``c`` filters sequences ``c, c + n_chunks, ...``.
+
+    Notes
+    -----
+    Memory beyond the outputs: ``O((K + V) W)`` numbers per thread.
     """
-    run_chunks(_filter_chunk, n_chunks, startprob, transmat_t, emissionprob, emission_t, symbols,
-               lengths, beliefs, predictive, log_likelihood, bad_step)
+    run_chunks(_filter_chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths,
+               order, width, beliefs, predictive, log_likelihood, bad_step)
 
 
 @njit(cache=True, nogil=True)
-def _filter_chunk(chunk, n_chunks, startprob, transmat_t, emissionprob, emission_t, symbols,
-                  lengths, beliefs, predictive, log_likelihood, bad_step):
-    """:func:`filter_pass` for the sequences of one chunk."""
-    no_beliefs = np.empty((0, startprob.shape[0]))
-    no_forecasts = np.empty((0, emissionprob.shape[1]))
-    for b in range(chunk, symbols.shape[0], n_chunks):
-        length = lengths[b]
-        belief_rows = beliefs[b] if beliefs.shape[0] else no_beliefs
-        forecast_rows = predictive[b] if predictive.shape[0] else no_forecasts
-        log_likelihood[b], bad_step[b] = _forward_one(
-            startprob, transmat_t, emissionprob, emission_t, symbols[b], length, belief_rows,
-            forecast_rows)
-        belief_rows[length:] = np.nan
-        forecast_rows[length:] = np.nan
+def _filter_chunk(chunk, n_chunks, startprob, transmat_t, emission_t, symbols, lengths, order,
+                  width, beliefs, predictive, log_likelihood, bad_step):
+    """:func:`filter_pass` for the lane groups of one chunk."""
+    n_groups = -(-symbols.shape[0] // width)
+    start, tiled_transmat_t, tiled_emission_t = _tiled_model(startprob, transmat_t, emission_t)
+    scratch = np.empty((3, start.shape[0], width))
+    forecast = np.empty((tiled_emission_t.shape[0], width))
+    for group in range(chunk, n_groups, n_chunks):
+        lanes = group_lanes(order, width, group)
+        if lanes.shape[0] >= NARROW:
+            _filter_lanes(start, tiled_transmat_t, tiled_emission_t, symbols, lengths, lanes,
+                          scratch, forecast, beliefs, predictive, log_likelihood, bad_step)
+        else:
+            for b in lanes:
+                log_likelihood[b], bad_step[b] = _forward_one(
+                    startprob, transmat_t, emission_t, symbols[b], lengths[b], beliefs,
+                    predictive, b)
+        for b in lanes:
+            _pad_with_nan(beliefs, b, lengths[b])
+            _pad_with_nan(predictive, b, lengths[b])
+
+
+@njit(cache=True)
+def _pad_with_nan(out, b, length):
+    """``out[b, length:] = nan`` when ``out`` has rows (loops: quicker to compile)."""
+    for t in range(length, out.shape[1] if out.shape[0] else 0):
+        for k in range(out.shape[2]):
+            out[b, t, k] = np.nan
