@@ -529,10 +529,7 @@ def fit_targets() -> list[Target]:
                st.one_of(not_models(), st.just(DICE.to_hmm())), "model"),
         Target("align_states reference", lambda v: align_states(TRUTH, v), not_models(),
                "reference"),
-        Target("limit_threads", restoring_threads(limit_threads), bad_counts(), r"\bn\b",
-               known_failure="limit_threads lives in seqmodels/hmm/kernels/_lanes.py, edited "
-                             "by another helper: int(n) raises without naming n, and 0, -5 "
-                             "and True are taken as 1"),
+        Target("limit_threads", restoring_threads(limit_threads), bad_counts(), r"\bn\b"),
     ]
 
 

@@ -263,13 +263,17 @@ def _expected_counts(model: HMM, batch: SymbolBatch) -> tuple[np.ndarray, np.nda
                                                               np.ndarray, float]:
     """Expected start (K,), transition (K, K) and emission (K, V) counts, and log P(data)."""
     n_seq, n_states = len(batch.lengths), model.n_states
-    counts = np.empty((kernels.chunk_count(n_seq), n_states, 1 + n_states + model.n_symbols))
+    # Groups independent of the thread count, counts summed per group in group
+    # order: a fit gives the same bits on any machine.
+    width = kernels.lane_width(n_seq, threads=1)
+    n_groups = _count_groups(n_seq)
+    counts = np.empty((n_groups, n_states, 1 + n_states + model.n_symbols))
     log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
     transmat_t, emission_t = model._transposed
     kernels.forward_backward(model.startprob, model.transmat, transmat_t, emission_t,
                              batch.symbols, batch.lengths, kernels.longest_first(batch.lengths),
-                             kernels.lane_width(n_seq), np.empty((0, 0, n_states)), counts,
-                             log_likelihood, bad_step)
+                             width, min(n_groups, kernels.thread_count()),
+                             np.empty((0, 0, n_states)), counts, log_likelihood, bad_step)
     if np.any(bad_step >= 0):
         sequence = int(np.flatnonzero(bad_step >= 0)[0])
         raise ValueError(f"sequence {sequence} has zero probability under the EM parameters "
@@ -277,6 +281,11 @@ def _expected_counts(model: HMM, batch: SymbolBatch) -> tuple[np.ndarray, np.nda
     counts = counts.sum(axis=0)
     return (counts[:, 0], model.transmat * counts[:, 1: 1 + n_states],
             counts[:, 1 + n_states:], float(log_likelihood.sum()))
+
+
+def _count_groups(n_sequences: int) -> int:
+    """Lane groups of the E-step: how many per-group count arrays it fills."""
+    return -(-n_sequences // kernels.lane_width(n_sequences, threads=1))
 
 
 def fit_em(
@@ -369,7 +378,7 @@ def fit_em(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     n_seq, n_steps = batch.symbols.shape
     check_memory(kernels.scratch_bytes(n_seq, n_steps, n_states + 2)
-                 + (n_restarts + kernels.chunk_count(n_seq)) * parameter_bytes(n_states, n_symbols)
+                 + (n_restarts + _count_groups(n_seq)) * parameter_bytes(n_states, n_symbols)
                  + window_bytes(batch, n_states, n_symbols, window),
                  f"fit_em with n_states={n_states}, n_symbols={n_symbols} and "
                  f"n_restarts={n_restarts} on n_sequences={n_seq} x length={n_steps}")

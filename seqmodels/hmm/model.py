@@ -298,11 +298,10 @@ class HMM:
         transmat_t, emission_t = self._transposed
         posterior = np.empty((*batch.symbols.shape, self.n_states))
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
-        no_counts = np.empty((kernels.chunk_count(n_seq), self.n_states, 0))
         kernels.forward_backward(self.startprob, self.transmat, transmat_t, emission_t,
                                  batch.symbols, batch.lengths, kernels.longest_first(batch.lengths),
-                                 kernels.lane_width(n_seq), posterior, no_counts, log_likelihood,
-                                 bad_step)
+                                 kernels.lane_width(n_seq), kernels.chunk_count(n_seq), posterior,
+                                 np.empty((0, self.n_states, 0)), log_likelihood, bad_step)
         _refuse_impossible(batch, bad_step)
         return posterior[0] if batch.single else posterior
 

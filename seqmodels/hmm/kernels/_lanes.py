@@ -33,6 +33,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from seqmodels._checks import check_count
+
 #: Sequences stepped side by side in one thread by the passes that keep a
 #: (T, K, W) lattice per group (smoother, E-step, Viterbi).
 LANES = 64
@@ -60,8 +62,9 @@ class limit_threads:  # lower case: it reads as a call, limit_threads(1)
     """
 
     def __init__(self, n: int) -> None:
+        n = check_count("n", n)
         self.previous = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
     def __enter__(self) -> limit_threads:
         return self
@@ -100,9 +103,15 @@ def thread_count() -> int:
     return numba.get_num_threads()
 
 
-def lane_width(n_sequences: int, lanes: int = LANES) -> int:
-    """Lanes per group: ``lanes``, or fewer so that every thread gets a group."""
-    return max(1, min(lanes, -(-n_sequences // thread_count())))
+def lane_width(n_sequences: int, lanes: int = LANES, threads: int | None = None) -> int:
+    """Lanes per group: ``lanes``, or fewer so that each of ``threads`` gets a group.
+
+    ``threads`` defaults to :func:`thread_count`; pass 1 for a grouping that
+    does not depend on the thread count (sums across sequences then do not
+    either).
+    """
+    threads = thread_count() if threads is None else threads
+    return max(1, min(lanes, -(-n_sequences // threads)))
 
 
 def chunk_count(n_sequences: int, lanes: int = LANES) -> int:

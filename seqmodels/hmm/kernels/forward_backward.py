@@ -220,7 +220,7 @@ def _forward_backward_lane(startprob, transmat, transmat_t, emission_t, lane_sym
 
 
 def forward_backward(startprob, transmat, transmat_t, emission_t, symbols, lengths, order,
-                     width, posterior, counts, log_likelihood, bad_step) -> None:
+                     width, n_chunks, posterior, counts, log_likelihood, bad_step) -> None:
     """Smoothing (``posterior`` non-empty) or the E-step of Baum-Welch, over the whole batch.
 
     Parameters
@@ -234,13 +234,16 @@ def forward_backward(startprob, transmat, transmat_t, emission_t, symbols, lengt
         The sequences from longest to shortest (:func:`._lanes.longest_first`).
     width : int
         Lanes per group (:func:`._lanes.lane_width`).
+    n_chunks : int
+        Chunks of groups, one per thread (:func:`._lanes.chunk_count`).
     posterior : ndarray, shape (B, T, K) or (0, T, K)
         Out: :math:`P(z_t \\mid x)`, NaN past each end. Empty for the E-step.
-    counts : ndarray, shape (C, K, 1 + K + V) or (C, K, 0)
-        Out for the E-step: the expected counts of each of ``C`` chunks (the
-        caller sums them; columns as in :func:`_add_counts`). Empty for
-        smoothing, where ``C`` still sets the number of chunks
-        (:func:`._lanes.chunk_count`).
+    counts : ndarray, shape (G, K, 1 + K + V) or (0, K, 0)
+        Out for the E-step: the expected counts of each of the ``G`` lane
+        groups (columns as in :func:`_add_counts`), for the caller to sum in
+        group order. Per group, not per chunk, so that with a grouping that
+        does not depend on the thread count (``lane_width(B, threads=1)``) the
+        sums do not either, to the last bit. Empty for smoothing.
     log_likelihood : ndarray, shape (B,)
         Out: :math:`\\log P(x) = \\sum_t \\log c_t`.
     bad_step : ndarray of int64, shape (B,)
@@ -250,7 +253,7 @@ def forward_backward(startprob, transmat, transmat_t, emission_t, symbols, lengt
     -----
     Scratch per chunk: ``T (K + 2) W`` numbers, plus the per-lane counts.
     """
-    run_chunks(_forward_backward_chunk, counts.shape[0], startprob, transmat, transmat_t,
+    run_chunks(_forward_backward_chunk, n_chunks, startprob, transmat, transmat_t,
                emission_t, symbols, lengths, order, width, posterior, counts, log_likelihood,
                bad_step)
 
@@ -286,6 +289,7 @@ def _forward_backward_chunk(chunk, n_chunks, startprob, transmat, transmat_t, em
             log_likelihood[b], bad_step[b] = lane_log_likelihood[g], bad[g]
             if posterior.shape[0]:
                 posterior[b, lengths[b]:] = np.nan
-    for k in range(n_states):
-        for column in range(counts.shape[2]):
-            counts[chunk, k, column] = lane_counts[k, column].sum()
+        for k in range(counts.shape[1] if counts.shape[0] else 0):
+            for column in range(counts.shape[2]):
+                counts[group, k, column] = lane_counts[k, column].sum()
+                lane_counts[k, column] = 0.0
