@@ -79,9 +79,9 @@ class ComparisonResult:
         ``BELIEF_POINTS`` held-out steps drawn at random (the belief geometry).
     step_losses : pandas.DataFrame
         Columns model, t, log_loss: every predicting model's held-out log-loss at
-        step t (mean over sequences), and rows ``EXACT_MYOPIC`` with the exact
-        myopic entropy h(t + 1) over the first steps: how fast each model
-        synchronizes to the hidden state.
+        step t (mean over sequences), and (from :func:`run_comparison`) rows
+        ``EXACT_MYOPIC`` with the exact myopic entropy h(t + 1) over the first
+        steps: how fast each model synchronizes to the hidden state.
     em_restarts : pandas.DataFrame
         Per-restart table of each EM fit, with a column ``fit``.
     timings : pandas.DataFrame
@@ -274,23 +274,28 @@ def _state_names(process, truth: HMM) -> tuple[tuple[str, ...], tuple[str, ...]]
     return tuple(process.state_names), tuple(original_state_names(process))
 
 
-def _step_losses(measured: dict[str, list[Measured]], process, length: int) -> pd.DataFrame:
-    """Each predicting model's mean log-loss at step t, beside the exact h(t + 1) where it fits.
+def _step_losses(measured: dict[str, list[Measured]]) -> pd.DataFrame:
+    """Each predicting model's held-out log-loss at step t, averaged over the sequences."""
+    rows = [(name, t, float(loss)) for name, found in measured.items() for entry in found
+            if entry.step_loss is not None for t, loss in enumerate(entry.step_loss)]
+    return pd.DataFrame(rows, columns=["model", "t", "log_loss"])
+
+
+def _with_exact_myopic(step_losses: pd.DataFrame, process, length: int) -> pd.DataFrame:
+    """``step_losses`` and rows ``EXACT_MYOPIC``: the exact h(t + 1) over the first steps.
 
     The myopic entropy ``h(t + 1) = H(t + 1) - H(t)`` is the truth's expected
     loss at step ``t`` (what the true model's curve estimates), enumerated over
     the first ``L`` steps with ``V ** L <= MYOPIC_WORDS``
     (:func:`seqmodels.information.myopic_entropy`).
     """
-    from seqmodels import information  # deferred: only this table needs it
+    from seqmodels import information  # deferred: only a full comparison needs it
 
-    rows = [(name, t, float(loss)) for name, found in measured.items() for entry in found
-            if entry.step_loss is not None for t, loss in enumerate(entry.step_loss)]
     n_symbols = max(as_hmm(process).n_symbols, 2)
     exact_steps = min(length, int(np.log(MYOPIC_WORDS) / np.log(n_symbols) + 1e-9))
     exact = information.myopic_entropy(process, exact_steps)
-    rows += [(EXACT_MYOPIC, t, float(value)) for t, value in enumerate(exact)]
-    return pd.DataFrame(rows, columns=["model", "t", "log_loss"])
+    rows = pd.DataFrame({"model": EXACT_MYOPIC, "t": np.arange(exact_steps), "log_loss": exact})
+    return pd.concat([step_losses, rows], ignore_index=True)
 
 
 def _restarts(fitted: dict[str, Fitted]) -> pd.DataFrame:
@@ -390,9 +395,12 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
     with clock.stage("sample data"):
         train = process.sample(config.n_train, config.length, named_seed(config.seed, "train"))
         test = process.sample(config.n_test, config.length, named_seed(config.seed, "test"))
-    return run_on_samples(config, process, (train.states, train.symbols),
-                          (test.states, test.symbols), progress=progress, executor=executor,
-                          clock=clock)
+    result = run_on_samples(config, process, (train.states, train.symbols),
+                            (test.states, test.symbols), progress=progress, executor=executor,
+                            clock=clock)
+    with clock.stage("exact myopic entropy"):
+        step_losses = _with_exact_myopic(result.step_losses, process, config.length)
+    return dataclasses.replace(result, step_losses=step_losses, timings=clock.frame())
 
 
 def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, np.ndarray],
@@ -463,7 +471,7 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
         learning_curve=_histories(fitted),
         learning_references=_learning_references(fitted, first_rnn, data, truth),
         belief_trace=trace, belief_points=points,
-        step_losses=_step_losses(measured, process, test[1].shape[1]),
+        step_losses=_step_losses(measured),
         em_restarts=_restarts(fitted), timings=clock.frame(), state_names=names[0],
         belief_state_names=names[1],
     )
