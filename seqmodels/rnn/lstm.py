@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqmodels.rnn.cells import Cell, FlatParameters, Workspace
+from seqmodels.rnn.cells import DriveCell, FlatParameters, Workspace
 
 
-class LSTMCell(Cell):
+class LSTMCell(DriveCell):
     """PyTorch's LSTM cell (module docstring): state ``(h, c)``, gates (i, f, g, o).
 
     Takes no ``activation`` choice: its nonlinearities (sigmoid gates, tanh
@@ -125,6 +125,7 @@ class LSTMCell(Cell):
             np.multiply(grad_h[t + 1], coef_o[t], out=grad_pre[t][3])  # ... o from dh
             np.multiply(grad_c, forget[t], out=carry_c)
         self._state_weight_gradient(ws, ws.grad_drive, grads)
+        self._input_weight_gradient(ws, grads)
 
     def _coefficients(self, ws: Workspace) -> None:
         """Over the whole window: ``coef`` = [g i', c_{t-1} f', i (1 - g^2), tanh(c) o']
