@@ -30,7 +30,8 @@ times slower). Parameters keep the documented ``(., G*H)`` layout;
 :func:`gate_blocks` views them per gate. Only the recurrence is a Python loop of a
 few NumPy calls per step into preallocated buffers; the input gather, the output
 layer and every parameter gradient are single operations over all ``L * B``
-steps.
+steps. The LSTM (:mod:`seqmodels.rnn.lstm`) lays its steps out feature-major
+instead, so that each step is one matrix product over all its gates.
 
 The Elman cell, in the worked example's row-vector form::
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import ClassVar
 
@@ -89,9 +91,11 @@ class FlatParameters:
         sizes = [int(np.prod(shape)) for shape in self.shapes.values()]
         self.flat = np.zeros(sum(sizes), dtype=dtype)
         self.views: dict[str, np.ndarray] = {}
+        self.offsets: dict[str, int] = {}
         offset = 0
         for (name, shape), size in zip(self.shapes.items(), sizes, strict=True):
             self.views[name] = self.flat[offset: offset + size].reshape(shape)
+            self.offsets[name] = offset
             offset += size
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -100,6 +104,19 @@ class FlatParameters:
     def zeros_like(self) -> FlatParameters:
         """A new buffer with the same layout, all zeros (for gradients and Adam moments)."""
         return FlatParameters(self.shapes, self.flat.dtype)
+
+    def stacked(self, names: tuple[str, ...]) -> np.ndarray:
+        """The arrays ``names``, adjacent in storage and all as wide as the first (a 1-D
+        one is one row), as one (rows, width) view: ``W_state``, ``W_input`` and ``b``
+        make the (H + V + 1, G*H) matrix that multiplies ``[h_{t-1}, x_t, 1]``."""
+        width, order = self.shapes[names[0]][-1], list(self.shapes)
+        first = order.index(names[0])
+        if (tuple(order[first: first + len(names)]) != tuple(names)
+                or any(self.shapes[name][-1] != width for name in names)):
+            raise ValueError(f"{names} are not adjacent arrays {width} wide")
+        start = self.offsets[names[0]]
+        end = start + sum(self.views[name].size for name in names)
+        return self.flat[start:end].reshape(-1, width)
 
 
 class Workspace:
@@ -138,6 +155,12 @@ class Workspace:
         key = f"{name} by gate"
         if key not in self._steps:
             self._steps[key] = [tuple(step) for step in self.steps(name)]
+        return self._steps[key]
+
+    def cached(self, key: str, make: Callable[[], list]) -> list:
+        """Per-step views a cell builds itself (``make()``), made once per workspace."""
+        if key not in self._steps:
+            self._steps[key] = make()
         return self._steps[key]
 
     # The buffers every cell has (see Cell.buffer_shapes); cells add their own.
