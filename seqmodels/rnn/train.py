@@ -115,8 +115,8 @@ def loss_and_gradient(cell: Cell, params: FlatParameters, grads: FlatParameters,
     if mask is None:
         n_counted = n_steps
     else:
-        # Padded steps get zero gradient, and so does everything before them in
-        # time-reversed order: the padding sits at the end of each sequence.
+        # Padded steps (past each sequence's end) get zero gradient; as the padding
+        # sits at the end, BPTT carries nothing through them into any parameter.
         n_counted = int(np.count_nonzero(mask))
         targets_onehot *= mask
     loss = -float(np.vdot(logp, targets_onehot)) / n_counted
