@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from seqmodels.dice import loaded_dice
-from seqmodels.rnn import CELLS, RNN, ElmanRNN, TrainingDivergedError
+from seqmodels.rnn import CELLS, RNN, ElmanRNN, TrainingDivergedError, lstm
 from seqmodels.rnn.output import window_workspace
 from seqmodels.rnn.train import _Trainer, loss_and_gradient
 
@@ -68,6 +68,24 @@ def test_gradient_matches_central_differences(cell, activation, task, ragged):
         exact, approx = grads[name], numeric[name]
         error = np.linalg.norm(exact - approx) / (np.linalg.norm(exact) + np.linalg.norm(approx))
         assert error < 1e-6, f"{cell} {name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("task", ["next", "labels"])
+def test_lstm_backward_in_blocks_equals_one_block(monkeypatch, task):
+    """The LSTM walks a window back in blocks (a short one first in time): any block
+    size gives the one-block gradient, to rounding (float64)."""
+    rng = np.random.default_rng(9)
+    symbols, targets, n_outputs = _task_data(rng, task, shape=(4, 11))
+    model = RNN(5, 3, n_outputs, "lstm", seed=4)
+    whole = model._params.zeros_like()
+    _window_loss(model, symbols, targets, task, np.array([11, 7, 2, 11]), whole)
+    for block in (1, 3, 10):
+        per_step = 13 * 3 * 4 + 4 * 3 * model._cell.n_stacked
+        monkeypatch.setattr(lstm, "BACKWARD_BLOCK_ELEMENTS", block * per_step)
+        assert lstm.backward_block(11, 4, 3, model._cell.n_stacked) == block
+        blocked = model._params.zeros_like()
+        _window_loss(model, symbols, targets, task, np.array([11, 7, 2, 11]), blocked)
+        np.testing.assert_allclose(blocked.flat, whole.flat, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
@@ -237,9 +255,8 @@ def test_step_continues_the_window():
         params, cell_ = model._params, model._cell
         ws = cell_.workspace(1, 2, params.flat.dtype)
         cell_.set_state(ws, cell_.zero_state(2, params.flat.dtype))
-        table = cell_.input_table(params)
         for t in range(6):
-            np.take(table, symbols[:, t], axis=1, out=ws.drive[:, 0])
+            cell_.read_symbols(params, symbols[None, :, t], ws)
             h = cell_.step(params, ws)
             np.testing.assert_allclose(h, model.hidden_states(symbols)[:, t], atol=1e-14)
 

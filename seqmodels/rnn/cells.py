@@ -1,35 +1,37 @@
 """The recurrent cell interface, the buffers a cell works in, and the Elman cell.
 
-Every cell reads its input through one affine map, the *drive*::
+A cell runs over a *window* of ``L`` steps of ``B`` sequences:
 
-    drive_t = x_t @ W_input + b          (B, G * H): G blocks of H columns, one per gate
-
-so one-hot symbols are a row gather and real inputs one matrix product, done
-for a whole window by the caller. The cell owns the recurrence on top of it:
-
-* :meth:`Cell.forward` reads ``ws.drive`` (G, L, B, H) and the initial state in
-  row 0 of its state buffers, and fills ``ws.h`` (L + 1, B, H) (row ``t + 1``
-  the state after step ``t``) plus whatever its backward pass needs;
+* :meth:`Cell.read_symbols` takes the window's one-hot inputs, (L, B) symbols;
+* :meth:`Cell.forward` reads them and the initial state (row 0 of the state
+  buffers, :meth:`Cell.set_state`) and fills ``ws.h`` (L + 1, B, H): row ``t + 1``
+  the state after step ``t``;
 * :meth:`Cell.backward` reads dLoss/dh in ``ws.grad_h`` rows ``1..L`` and fills
-  ``ws.grad_drive`` (G, L, B, H) and the gradients of its parameters other than
-  ``W_input`` and ``b`` (those follow from ``grad_drive`` alone: the caller
-  computes them, once for every cell);
+  the gradient of every cell parameter;
 * :meth:`Cell.step` is one step (sampling, streaming): ``forward`` on a window
   of length one.
 
-The output layer (``h_t @ W_output + b_output``, softmax) belongs to no cell:
-:mod:`seqmodels.rnn.output`. Adding a cell is a subclass of :class:`Cell` and
-one entry in :data:`seqmodels.rnn.model.CELLS`.
+``ws.h`` and ``ws.grad_h`` are time-major, ``(L + 1, B, H)``: that is where the
+output layer (``h_t @ W_output + b_output``, softmax), which belongs to no cell,
+reads and writes (:mod:`seqmodels.rnn.output`). Inside, a cell lays out its
+buffers as its recurrence runs fastest. Adding a cell is a subclass of
+:class:`Cell` and one entry in :data:`seqmodels.rnn.model.CELLS`.
 
-Everything is time-major, and gate-major before that: a window of ``L`` steps
-is held as ``(L, B, H)`` arrays, or ``(G, L, B, H)`` for per-gate quantities,
-so each step reads and writes contiguous ``(B, H)`` blocks and each gate's
-values over the window are one contiguous ``(L, B, H)`` block (element-wise
-calls on column slices of a ``(B, G*H)`` row measured 3 to 5 times slower).
-Parameters keep the documented ``(., G*H)`` layout; :func:`gate_blocks` views
-them per gate. Only the recurrence is a Python loop of a few NumPy calls per
-step into preallocated buffers; the input gather, the output layer and every
-parameter gradient are single operations over all ``L * B`` steps.
+The Elman and GRU cells (:class:`DriveCell`) read their input through one affine
+map, the *drive*::
+
+    drive_t = x_t @ W_input + b          (B, G * H): G blocks of H columns, one per gate
+
+so one-hot symbols are a row gather over the whole window, and hold it
+gate-major, ``(G, L, B, H)``: each step reads and writes contiguous ``(B, H)``
+blocks and each gate's values over the window are one contiguous ``(L, B, H)``
+block (element-wise calls on column slices of a ``(B, G*H)`` row measured 3 to 5
+times slower). Parameters keep the documented ``(., G*H)`` layout;
+:func:`gate_blocks` views them per gate. Only the recurrence is a Python loop of a
+few NumPy calls per step into preallocated buffers; the input gather, the output
+layer and every parameter gradient are single operations over all ``L * B``
+steps. The LSTM (:mod:`seqmodels.rnn.lstm`) lays its steps out feature-major
+instead, so that each step is one matrix product over all its gates.
 
 The Elman cell, in the worked example's row-vector form::
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import ClassVar
 
@@ -88,9 +91,11 @@ class FlatParameters:
         sizes = [int(np.prod(shape)) for shape in self.shapes.values()]
         self.flat = np.zeros(sum(sizes), dtype=dtype)
         self.views: dict[str, np.ndarray] = {}
+        self.offsets: dict[str, int] = {}
         offset = 0
         for (name, shape), size in zip(self.shapes.items(), sizes, strict=True):
             self.views[name] = self.flat[offset: offset + size].reshape(shape)
+            self.offsets[name] = offset
             offset += size
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -100,6 +105,19 @@ class FlatParameters:
         """A new buffer with the same layout, all zeros (for gradients and Adam moments)."""
         return FlatParameters(self.shapes, self.flat.dtype)
 
+    def stacked(self, names: tuple[str, ...]) -> np.ndarray:
+        """The arrays ``names``, adjacent in storage and all as wide as the first (a 1-D
+        one is one row), as one (rows, width) view: ``W_state``, ``W_input`` and ``b``
+        make the (H + V + 1, G*H) matrix that multiplies ``[h_{t-1}, x_t, 1]``."""
+        width, order = self.shapes[names[0]][-1], list(self.shapes)
+        first = order.index(names[0])
+        if (tuple(order[first: first + len(names)]) != tuple(names)
+                or any(self.shapes[name][-1] != width for name in names)):
+            raise ValueError(f"{names} are not adjacent arrays {width} wide")
+        start = self.offsets[names[0]]
+        end = start + sum(self.views[name].size for name in names)
+        return self.flat[start:end].reshape(-1, width)
+
 
 class Workspace:
     """Preallocated arrays for one window, one attribute per entry of ``shapes``.
@@ -107,17 +125,20 @@ class Workspace:
     Which arrays exist is decided by :meth:`Cell.buffer_shapes` (the cell's
     own) and :func:`seqmodels.rnn.output.output_buffer_shapes` (the output
     layer's). ``what`` names the request for :func:`check_memory`, which
-    refuses it before anything is allocated when it cannot fit.
+    refuses it before anything is allocated when it cannot fit. ``training``
+    says whether the backward pass's buffers are there.
     """
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: np.dtype, what: str) -> None:
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: np.dtype, what: str,
+                 training: bool = False) -> None:
         check_memory(_n_bytes(shapes, dtype), what)
         for name, shape in shapes.items():
             setattr(self, name, np.empty(shape, dtype))
+        self.training = training
         self._steps: dict[str, list] = {}
 
     def steps(self, name: str) -> list[np.ndarray]:
-        """Step ``t``'s view of buffer ``name`` at index ``t``: ``array[t]`` of a (L, B, H)
+        """Step ``t``'s view of buffer ``name`` at index ``t``: ``array[t]`` of a (L, ...)
         array, ``array[:, t]`` (G, B, H) of a gate-major (G, L, B, H) one.
 
         Made once per workspace (training reuses a workspace for every window of
@@ -136,14 +157,15 @@ class Workspace:
             self._steps[key] = [tuple(step) for step in self.steps(name)]
         return self._steps[key]
 
+    def cached(self, key: str, make: Callable[[], list]) -> list:
+        """Per-step views a cell builds itself (``make()``), made once per workspace."""
+        if key not in self._steps:
+            self._steps[key] = make()
+        return self._steps[key]
+
     # The buffers every cell has (see Cell.buffer_shapes); cells add their own.
-    # Per-gate arrays are gate-major: (G, L, B, H) and (G, B, H).
-    drive: np.ndarray
     h: np.ndarray
-    row: np.ndarray
-    scratch: np.ndarray
     grad_h: np.ndarray
-    grad_drive: np.ndarray
 
 
 def sigmoid_(x: np.ndarray) -> np.ndarray:
@@ -158,6 +180,12 @@ def sigmoid_(x: np.ndarray) -> np.ndarray:
     x *= 0.5
     x += 0.5
     return x
+
+
+def fill_onehot(symbols: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[:, n] = e_{symbols[n]}`` for ``symbols`` of N entries; ``out`` is (V, N)."""
+    np.equal(symbols.reshape(1, -1), np.arange(out.shape[0])[:, None], out=out)
+    return out
 
 
 class Cell(ABC):
@@ -181,7 +209,7 @@ class Cell(ABC):
     name: ClassVar[str]
     #: Blocks of H columns in ``W_input``, ``W_state`` and ``b``.
     n_gates: ClassVar[int] = 1
-    #: The state buffers, each (L + 1, B, H) in a workspace; ``h`` first.
+    #: The parts of the state, ``h`` first; each (B, H) to the outside.
     state_names: ClassVar[tuple[str, ...]] = ("h",)
     activations: ClassVar[tuple[str, ...]] = ("tanh",)
 
@@ -193,7 +221,7 @@ class Cell(ABC):
 
     @property
     def width(self) -> int:
-        """Columns of the drive: ``n_gates * n_hidden``."""
+        """Columns of ``W_state`` and ``W_input``: ``n_gates * n_hidden``."""
         return self.n_gates * self.n_hidden
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -224,17 +252,12 @@ class Cell(ABC):
     def buffer_shapes(self, length: int, batch: int, training: bool) -> dict[str, tuple[int, ...]]:
         """The workspace arrays of a window of ``length`` steps and ``batch`` sequences.
 
-        ``drive`` (G, L, B, H), the state buffers (L + 1, B, H), ``row`` (G, B, H) and
-        ``scratch`` (B, H); with ``training`` also ``grad_h`` (L + 1, B, H) and
-        ``grad_drive`` (G, L, B, H). Cells extend it with their own.
+        ``h`` (L + 1, B, H); with ``training`` also ``grad_h`` (L + 1, B, H).
+        Cells extend it with their own.
         """
-        gates, hidden = self.n_gates, self.n_hidden
-        shapes = {"drive": (gates, length, batch, hidden), "row": (gates, batch, hidden),
-                  "scratch": (batch, hidden)}
-        shapes.update({name: (length + 1, batch, hidden) for name in self.state_names})
+        shapes = {"h": (length + 1, batch, self.n_hidden)}
         if training:
-            shapes.update(grad_h=(length + 1, batch, hidden),
-                          grad_drive=(gates, length, batch, hidden))
+            shapes["grad_h"] = (length + 1, batch, self.n_hidden)
         return shapes
 
     def workspace(self, length: int, batch: int, dtype: np.dtype, training: bool = False,
@@ -243,9 +266,81 @@ class Cell(ABC):
         shapes = {**self.buffer_shapes(length, batch, training), **(extra or {})}
         what = (f"a window of {length} steps x {batch} sequences with n_hidden={self.n_hidden} "
                 f"({self.name} cell)")
-        return Workspace(shapes, dtype, what)
+        return Workspace(shapes, dtype, what, training)
 
-    # ------------------------------------------------------------------ input
+    # ------------------------------------------------------------------ state
+
+    def zero_state(self, batch: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        """The initial state of ``batch`` sequences: zeros, one (B, H) array per state name."""
+        return tuple(np.zeros((batch, self.n_hidden), dtype) for _ in self.state_names)
+
+    def state_rows(self, ws: Workspace, row: int) -> tuple[np.ndarray, ...]:
+        """The state at ``row`` of the window (0: the initial state, -1: after the last
+        step) as views, one (B, H) array per state name."""
+        return tuple(getattr(ws, name)[row] for name in self.state_names)
+
+    def set_state(self, ws: Workspace, state: tuple[np.ndarray, ...]) -> None:
+        """Put ``state`` (one (B, H) array per state name) in as the initial state."""
+        for view, value in zip(self.state_rows(ws, 0), state, strict=True):
+            view[...] = value
+
+    def final_state(self, ws: Workspace) -> tuple[np.ndarray, ...]:
+        """A copy of the state after the window's last step, one (B, H) array per name."""
+        return tuple(view.copy() for view in self.state_rows(ws, -1))
+
+    def step(self, params: FlatParameters, ws: Workspace) -> np.ndarray:
+        """One step in a one-step workspace, the new state moved to row 0.
+
+        The step's input is read (:meth:`read_symbols`) and row 0 of the state
+        buffers holds the current state. Returns ``ws.h[0]``, the new ``h``
+        (B, H) (a view).
+        """
+        self.forward(params, ws)
+        for first, last in zip(self.state_rows(ws, 0), self.state_rows(ws, -1), strict=True):
+            first[...] = last
+        return ws.h[0]
+
+    # ------------------------------------------------------------------ the passes
+
+    @abstractmethod
+    def read_symbols(self, params: FlatParameters, symbols_tm: np.ndarray,
+                     ws: Workspace) -> None:
+        """Take the window's inputs: one-hot symbols ``symbols_tm`` (L, B), time-major."""
+
+    @abstractmethod
+    def forward(self, params: FlatParameters, ws: Workspace) -> None:
+        """Run the window: the inputs read and row 0 of the state buffers in, ``ws.h`` out."""
+
+    @abstractmethod
+    def backward(self, params: FlatParameters, ws: Workspace, grads: FlatParameters) -> None:
+        """BPTT over the window after :meth:`forward` on the same workspace.
+
+        ``ws.grad_h[t + 1]`` holds the direct gradient dLoss/dh_t from the
+        output layer (it may be consumed). Fills ``grads`` of every cell
+        parameter. Nothing flows into the initial state: it is a constant
+        (zeros, or a state carried over from the previous truncated-BPTT window).
+        """
+
+
+class DriveCell(Cell):
+    """A cell that reads its input as a gathered drive (module docstring): Elman and GRU.
+
+    Its workspace adds ``drive`` (G, L, B, H), ``row`` (G, B, H) and ``scratch``
+    (B, H); for training ``grad_drive`` (G, L, B, H), dLoss/d drive_t, which
+    :meth:`backward` fills and from which :meth:`_input_weight_gradient` gives
+    ``W_input``'s and ``b``'s gradients, and ``inputs_onehot`` (V, L * B).
+    """
+
+    def buffer_shapes(self, length: int, batch: int, training: bool) -> dict[str, tuple[int, ...]]:
+        gates, hidden = self.n_gates, self.n_hidden
+        shapes = {**super().buffer_shapes(length, batch, training),
+                  "drive": (gates, length, batch, hidden), "row": (gates, batch, hidden),
+                  "scratch": (batch, hidden)}
+        shapes.update({name: (length + 1, batch, hidden) for name in self.state_names})
+        if training:
+            shapes.update(grad_drive=(gates, length, batch, hidden),
+                          inputs_onehot=(self.n_inputs, length * batch))
+        return shapes
 
     def input_table(self, params: FlatParameters) -> np.ndarray:
         """``W_input + b`` per gate, (G, V, H): ``[k, v]`` is gate ``k``'s drive of symbol ``v``."""
@@ -257,52 +352,12 @@ class Cell(ABC):
         ``W_input[symbols_tm[t, i]] + b``; ``symbols_tm`` (L, B), ``out`` (G, L, B, H)."""
         np.take(self.input_table(params), symbols_tm, axis=1, out=out)
 
-    # ------------------------------------------------------------------ state
-
-    def zero_state(self, batch: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-        """The initial state of ``batch`` sequences: zeros, one (B, H) array per state name."""
-        return tuple(np.zeros((batch, self.n_hidden), dtype) for _ in self.state_names)
-
-    def set_state(self, ws: Workspace, state: tuple[np.ndarray, ...]) -> None:
-        """Put ``state`` in row 0 of the workspace's state buffers."""
-        for name, value in zip(self.state_names, state, strict=True):
-            getattr(ws, name)[0] = value
-
-    def final_state(self, ws: Workspace) -> tuple[np.ndarray, ...]:
-        """A copy of the state after the window's last step."""
-        return tuple(getattr(ws, name)[-1].copy() for name in self.state_names)
-
-    def step(self, params: FlatParameters, ws: Workspace) -> np.ndarray:
-        """One step in a one-step workspace, the new state moved to row 0.
-
-        ``ws.drive[:, 0]`` holds the step's drive and row 0 of the state buffers
-        the current state. Returns ``ws.h[0]``, the new ``h`` (B, H) (a view).
-        """
-        self.forward(params, ws)
-        for name in self.state_names:
-            buffer = getattr(ws, name)
-            buffer[0] = buffer[1]
-        return ws.h[0]
-
-    # ------------------------------------------------------------------ the passes
-
-    @abstractmethod
-    def forward(self, params: FlatParameters, ws: Workspace) -> None:
-        """Run the window: ``ws.drive`` and row 0 of the state buffers in, ``ws.h`` out.
-
-        May overwrite ``ws.drive`` (with pre-activations).
-        """
-
-    @abstractmethod
-    def backward(self, params: FlatParameters, ws: Workspace, grads: FlatParameters) -> None:
-        """BPTT over the window after :meth:`forward` on the same workspace.
-
-        ``ws.grad_h[t + 1]`` holds the direct gradient dLoss/dh_t from the
-        output layer (consumed). Fills ``ws.grad_drive`` with dLoss/d drive_t and
-        ``grads`` of ``W_state`` and any parameter the cell adds. Nothing flows
-        into the initial state: it is a constant (zeros, or a state carried over
-        from the previous truncated-BPTT window).
-        """
+    def read_symbols(self, params: FlatParameters, symbols_tm: np.ndarray,
+                     ws: Workspace) -> None:
+        """The drive, gathered; for training also the one-hot inputs (``W_input``'s gradient)."""
+        self.gather_drive(params, symbols_tm, ws.drive)
+        if ws.training:
+            fill_onehot(symbols_tm, ws.inputs_onehot)
 
     def _state_blocks(self, params: FlatParameters, transpose: bool = False) -> np.ndarray:
         """``W_state``'s gate blocks ``W_k`` (G, H, H), contiguous; ``W_k^T`` with ``transpose``."""
@@ -328,6 +383,16 @@ class Cell(ABC):
         matmul_per_gate(ws.h[:-1].reshape(n_steps, self.n_hidden).T, grad_rows,
                         grads["W_state"])
 
+    def _input_weight_gradient(self, ws: Workspace, grads: FlatParameters) -> None:
+        """``W_input``'s and ``b``'s gradients from ``ws.grad_drive``: one product over the window.
+
+        Each step has exactly one input symbol, so ``b``'s gradient, the sum
+        over steps, is the sum of ``W_input``'s rows. Padded steps (past a
+        sequence's end) have a zero drive gradient, so their symbols add nothing.
+        """
+        matmul_per_gate(ws.inputs_onehot, ws.grad_drive, grads["W_input"])
+        np.add.reduce(grads["W_input"], axis=0, out=grads["b"])
+
 
 def sum_rows(matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = matrix.sum(axis=0)`` for a tall (N, H) matrix, as one BLAS product with a
@@ -352,7 +417,7 @@ def matmul_per_gate(left: np.ndarray, per_gate: np.ndarray, out: np.ndarray) -> 
 # ---------------------------------------------------------------------- the Elman cell
 
 
-class ElmanCell(Cell):
+class ElmanCell(DriveCell):
     """The worked example's cell: ``h_t = act(h_{t-1} @ W_state + x_t @ W_input + b)``.
 
     ``act`` is tanh or the identity (``activation="linear"``). Parameters
@@ -408,3 +473,4 @@ class ElmanCell(Cell):
             else:
                 np.copyto(grad_pre_t, direct)
         self._state_weight_gradient(ws, ws.grad_drive, grads)
+        self._input_weight_gradient(ws, grads)

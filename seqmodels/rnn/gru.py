@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, sigmoid_, sum_rows
+from seqmodels.rnn.cells import DriveCell, FlatParameters, Workspace, sigmoid_, sum_rows
 
 
-class GRUCell(Cell):
+class GRUCell(DriveCell):
     """PyTorch's GRU cell (module docstring): state ``h``, gates (r, z, n).
 
     Takes no ``activation`` choice: its nonlinearities (sigmoid gates, tanh
@@ -110,6 +110,7 @@ class GRUCell(Cell):
         sum_rows(ws.grad_row[2].reshape(-1, self.n_hidden), out=grads["b_state"])
         np.copyto(ws.grad_drive[:2], ws.grad_row[:2])
         np.multiply(ws.grad_h[1:], ws.slope_n, out=ws.grad_drive[2])
+        self._input_weight_gradient(ws, grads)
 
     def _coefficients(self, ws: Workspace) -> None:
         """``coef`` = [A hidden_n r(1-r), (h_{t-1} - n) z(1-z), A r] and ``slope_n`` = A,

@@ -453,7 +453,6 @@ class RNN:
         rng = as_generator(seed)
         uniforms = rng.random((length, n_sequences, 1))
         params, cell = self._params, self._cell
-        table = cell.input_table(params)
         ws = cell.workspace(1, n_sequences, self.dtype)
         cell.set_state(ws, cell.zero_state(n_sequences, self.dtype))
         h = ws.h[0]
@@ -467,7 +466,7 @@ class RNN:
             cdf /= cdf[:, -1:]
             # Inverse CDF: the symbol is the number of CDF entries at or below u < 1.
             drawn[t] = np.count_nonzero(cdf <= uniforms[t], axis=1)
-            np.take(table, drawn[t], axis=1, out=ws.drive[:, 0])
+            cell.read_symbols(params, drawn[t: t + 1], ws)
             h = cell.step(params, ws)
         return drawn.T.copy()
 

@@ -34,28 +34,28 @@ def output_param_shapes(n_hidden: int, n_outputs: int) -> dict[str, tuple[int, .
     return {"W_output": (n_hidden, n_outputs), "b_output": (n_outputs,)}
 
 
-def output_buffer_shapes(length: int, batch: int, n_inputs: int, n_outputs: int,
+def output_buffer_shapes(length: int, batch: int, n_outputs: int,
                          training: bool) -> dict[str, tuple[int, ...]]:
     """The output layer's workspace arrays: ``logits`` (n_outputs, L * B); for training
-    also ``inputs_onehot`` (V, L * B) and ``targets_onehot`` (n_outputs, L * B)."""
+    also ``targets_onehot`` (n_outputs, L * B)."""
     steps = length * batch
     shapes = {"logits": (n_outputs, steps)}
     if training:
-        shapes.update(inputs_onehot=(n_inputs, steps), targets_onehot=(n_outputs, steps))
+        shapes["targets_onehot"] = (n_outputs, steps)
     return shapes
 
 
 def window_workspace(cell: Cell, length: int, batch: int, n_outputs: int, dtype: np.dtype,
                      training: bool) -> Workspace:
     """The cell's and the output layer's arrays for a window of ``length`` x ``batch``."""
-    extra = output_buffer_shapes(length, batch, cell.n_inputs, n_outputs, training)
+    extra = output_buffer_shapes(length, batch, n_outputs, training)
     return cell.workspace(length, batch, dtype, training, extra)
 
 
 def forward_symbols(cell: Cell, params: FlatParameters, symbols_tm: np.ndarray,
                     state0: tuple[np.ndarray, ...], ws: Workspace) -> None:
     """Run ``cell`` over one-hot ``symbols_tm`` (L, B) from ``state0`` into ``ws``."""
-    cell.gather_drive(params, symbols_tm, ws.drive)
+    cell.read_symbols(params, symbols_tm, ws)
     cell.set_state(ws, state0)
     cell.forward(params, ws)
 
@@ -81,13 +81,6 @@ def log_softmax_columns(logits: np.ndarray) -> np.ndarray:
     norm = np.exp(logits).sum(axis=0)
     logits -= np.log(norm)
     return logits
-
-
-def fill_onehot(symbols: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[:, n] = e_{symbols[n]}`` for ``symbols`` of N entries; ``out`` is (V, N)."""
-    out.fill(0.0)
-    out[symbols.ravel(), np.arange(symbols.size)] = 1.0
-    return out
 
 
 def mean_log_loss(logp: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> float:

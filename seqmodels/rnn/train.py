@@ -29,9 +29,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqmodels._checks import check_count, check_memory, check_real, positive_real
-from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, matmul_per_gate
+from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, fill_onehot
 from seqmodels.rnn.output import (
-    fill_onehot,
     forward_symbols,
     linear_outputs,
     log_proba,
@@ -111,15 +110,13 @@ def loss_and_gradient(cell: Cell, params: FlatParameters, grads: FlatParameters,
     out_flat = output_states(ws, task)
     linear_outputs(out_flat, params, ws.logits)
     logp = log_softmax_columns(ws.logits)
-    inputs_onehot = fill_onehot(inputs_tm, ws.inputs_onehot)
-    targets_onehot = (inputs_onehot if task == "next"
-                      else fill_onehot(targets_tm, ws.targets_onehot))
+    targets_onehot = fill_onehot(targets_tm, ws.targets_onehot)
     mask = None if mask_tm is None else mask_tm.reshape(1, n_steps)
     if mask is None:
         n_counted = n_steps
     else:
-        # Padded steps get zero gradient; their drive's gradient is then zero as
-        # well, so the masked one-hot inputs still give W_input's gradient.
+        # Padded steps (past each sequence's end) get zero gradient; as the padding
+        # sits at the end, BPTT carries nothing through them into any parameter.
         n_counted = int(np.count_nonzero(mask))
         targets_onehot *= mask
     loss = -float(np.vdot(logp, targets_onehot)) / n_counted
@@ -136,13 +133,7 @@ def loss_and_gradient(cell: Cell, params: FlatParameters, grads: FlatParameters,
         direct, unused = ws.grad_h[1:], ws.grad_h[0]
     np.matmul(d_logits.T, params["W_output"].T, out=direct.reshape(n_steps, n_hidden))
     unused.fill(0.0)
-
     cell.backward(params, ws, grads)
-    matmul_per_gate(inputs_onehot, ws.grad_drive, grads["W_input"])
-    # Each counted step has exactly one input symbol (and a masked step a zero
-    # drive gradient), so b's gradient, the sum over steps, is the sum of W_input's rows.
-    np.add.reduce(grads["W_input"], axis=0, out=grads["b"])
-    return loss, n_counted
     return loss, n_counted
 
 
