@@ -468,6 +468,29 @@ def test_ctrl_c_during_the_run_exits_130_and_writes_nothing(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_ctrl_c_swallowed_by_a_callback_still_stops_the_run(tmp_path, monkeypatch, capsys):
+    """Python prints and drops a KeyboardInterrupt raised in a weakref or finalizer
+    callback; the CLI remembers the signal and exits 130 without writing a report."""
+    import os
+    import signal
+
+    cli = load_cli()
+
+    def run_with_a_swallowed_interrupt(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered here, as in a callback ...
+        except KeyboardInterrupt:
+            pass  # ... that swallows it
+        return "a result nobody should write"
+
+    monkeypatch.setattr(cli, "run_comparison", run_with_a_swallowed_interrupt)
+    out = tmp_path / "report"
+    assert cli.main(["--quick", "--quiet", "--out", str(out)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
 def test_ctrl_c_while_writing_leaves_the_previous_report_whole(tmp_path, monkeypatch):
     """Interrupted after two files of a second report: the first report is there, unmixed."""
     tiny = ComparisonConfig.quick(n_train=10, n_test=10, length=30, epochs=2, decoder_epochs=1,
