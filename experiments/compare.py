@@ -38,7 +38,8 @@ from seqmodels.rnn import CELLS
 
 DEFAULTS, QUICK = ComparisonConfig(), ComparisonConfig.quick()
 #: The default run's wall time as measured, and where (README and --help say the same).
-DEFAULT_RUN_TIME = "about 40 s on a 2-core machine"
+DEFAULT_RUN_TIME = ("13-15 s on a quiet 2-core machine (plus about 14 s once, to compile the "
+                    "HMM kernels)")
 SUMMARY_METRICS = ("log_loss", "excess", "accuracy_causal", "accuracy_viterbi", "belief_r2")
 
 
