@@ -18,7 +18,8 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import time
+
+from _timing import seconds
 
 REPEATS = 9
 MODULES = ("seqmodels", "seqmodels.processes", "seqmodels.hmm.labelled",
@@ -27,9 +28,7 @@ MODULES = ("seqmodels", "seqmodels.processes", "seqmodels.hmm.labelled",
 
 def wall_time(statement: str) -> float:
     """Seconds for a fresh interpreter to run ``statement`` and exit."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", statement], check=True)
-    return time.perf_counter() - start
+    return seconds(lambda: subprocess.run([sys.executable, "-c", statement], check=True))
 
 
 def module_times() -> dict[str, float]:

@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import statistics
 import sys
-import time
 
 import numpy as np
+from _timing import best_time, interleaved
 
 from seqmodels.rnn import CELLS, RNN
 from seqmodels.rnn.cells import single_blas_thread
@@ -178,29 +177,16 @@ def torch_step(torch, cell: str, n_hidden: int, symbols: np.ndarray):
     return step
 
 
-def seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
-def interleaved(ours, peer, repeats: int) -> tuple[list[float], list[float]]:
-    """Times of ``ours`` and ``peer`` called alternately, after one untimed call of each."""
-    ours()
-    peer()
-    pairs = [(seconds(ours), seconds(peer)) for _ in range(repeats)]
-    return [a for a, _ in pairs], [b for _, b in pairs]
-
-
 def compare_speed(torch, cell: str, n_hidden: int, symbols: np.ndarray) -> tuple[float, float]:
     """Print one line; return (ratio of minima, median per-pair ratio), ours / torch."""
-    mine, theirs = interleaved(our_step(cell, n_hidden, symbols),
-                               torch_step(torch, cell, n_hidden, symbols), REPEATS)
-    ours64 = min(interleaved(our_step(cell, n_hidden, symbols, np.float64), lambda: None, 3)[0])
-    ratio_min = min(mine) / min(theirs)
-    ratio_median = statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
-    print(f"{cell:5s} H={n_hidden:4d}: ours {1e3 * min(mine):7.1f} ms (float64 "
-          f"{1e3 * ours64:7.1f}), torch {1e3 * min(theirs):7.1f} ms; ours/torch min "
+    result = interleaved(our_step(cell, n_hidden, symbols),
+                         torch_step(torch, cell, n_hidden, symbols), REPEATS)
+    ours64 = best_time(our_step(cell, n_hidden, symbols, np.float64), 3, warmup=True)
+    # Comparison's ratios are torch / ours; REPEATS is odd, so the reciprocal of the
+    # median per-pair ratio is the median of ours / torch.
+    ratio_min, ratio_median = 1.0 / result.ratio_min, 1.0 / result.ratio_median
+    print(f"{cell:5s} H={n_hidden:4d}: ours {1e3 * result.ours:7.1f} ms (float64 "
+          f"{1e3 * ours64:7.1f}), torch {1e3 * result.peer:7.1f} ms; ours/torch min "
           f"{ratio_min:.2f}, median {ratio_median:.2f}")
     return ratio_min, ratio_median
 
