@@ -293,7 +293,7 @@ def sampled_myopic_entropy(model, length: int, n_sequences: int = 1000,
     n_sequences = check_count("n_sequences", n_sequences, minimum=2)
     hmm = as_hmm(model)
     _, symbols = hmm.sample(n_sequences, length, seed)
-    predictive = hmm.filter(symbols).predictive
+    predictive = hmm.predictive(symbols)
     losses = -np.log(np.take_along_axis(predictive, symbols[..., None], axis=-1)[..., 0])
     return losses.mean(axis=0), losses.std(axis=0, ddof=1) / np.sqrt(n_sequences)
 
