@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels._checks import Seed, as_symbol_batch, plain_array
-from seqmodels.rnn.model import RNN, finite_array, readonly_copy, single_threaded
+from seqmodels._checks import Seed, as_symbol_batch, plain_array, readonly
+from seqmodels.rnn.model import RNN, finite_array, single_threaded
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ForwardResult:
 
 def _parameter(name: str) -> property:
     def read(self: ElmanRNN) -> np.ndarray:
-        return readonly_copy(self._params[name])
+        return readonly(self._params[name], self.dtype)
 
     return property(read, doc=f"The parameter ``{name}``: a read-only copy (shapes in the "
                               "class docstring).")

@@ -18,6 +18,7 @@ from seqmodels._checks import (
     check_memory,
     float_array,
     positive_real,
+    readonly,
 )
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn import output as out
@@ -211,7 +212,7 @@ class RNN:
     def parameters(self) -> dict[str, np.ndarray]:
         """Every parameter by name, as read-only copies: the cell's (``W_state``,
         ``W_input``, ``b``, and the GRU's ``b_state``), then ``W_output``, ``b_output``."""
-        return {name: readonly_copy(self._params[name]) for name in self._params.shapes}
+        return {name: readonly(self._params[name], self.dtype) for name in self._params.shapes}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_inputs={self.n_inputs}, n_hidden={self.n_hidden}, "
@@ -522,12 +523,6 @@ def _read_model_file(path) -> tuple[dict[str, np.ndarray], dict]:
 
 def _unbatched(batch: SymbolBatch, per_step: np.ndarray) -> np.ndarray:
     return per_step[0] if batch.single else per_step
-
-
-def readonly_copy(array: np.ndarray) -> np.ndarray:
-    value = array.copy()
-    value.setflags(write=False)
-    return value
 
 
 def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
