@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import ClassVar
 
@@ -73,9 +73,9 @@ def single_blas_thread() -> AbstractContextManager:
     return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
-def _n_bytes(shapes: dict[str, tuple[int, ...]], dtype: np.dtype) -> float:
+def array_bytes(shapes: Iterable[tuple[int, ...]], dtype: np.dtype) -> float:
     """Bytes that arrays of ``shapes`` take; a float, so huge requests cannot overflow."""
-    return float(sum(float(np.prod(shape, dtype=float)) for shape in shapes.values())
+    return float(sum(float(np.prod(shape, dtype=float)) for shape in shapes)
                  * np.dtype(dtype).itemsize)
 
 
@@ -131,7 +131,7 @@ class Workspace:
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: np.dtype, what: str,
                  training: bool = False) -> None:
-        check_memory(_n_bytes(shapes, dtype), what)
+        check_memory(array_bytes(shapes.values(), dtype), what)
         for name, shape in shapes.items():
             setattr(self, name, np.empty(shape, dtype))
         self.training = training

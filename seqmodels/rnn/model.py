@@ -22,7 +22,7 @@ from seqmodels._checks import (
 )
 from seqmodels._io import load_npz, save_npz
 from seqmodels.rnn import output as out
-from seqmodels.rnn.cells import Cell, ElmanCell, FlatParameters, single_blas_thread
+from seqmodels.rnn.cells import Cell, ElmanCell, FlatParameters, array_bytes, single_blas_thread
 from seqmodels.rnn.gru import GRUCell
 from seqmodels.rnn.lstm import LSTMCell
 from seqmodels.rnn.train import (
@@ -130,8 +130,7 @@ class RNN:
         dtype = _float_dtype(dtype)
         rng = as_generator(seed)
         shapes = {**self._cell.param_shapes(), **out.output_param_shapes(sizes[1], sizes[2])}
-        check_memory(sum(float(np.prod(shape, dtype=float)) for shape in shapes.values())
-                     * dtype.itemsize,
+        check_memory(array_bytes(shapes.values(), dtype),
                      f"n_inputs={n_inputs} x n_hidden={n_hidden} x n_outputs={n_outputs} "
                      f"({cell} cell parameters)")
         self._params = FlatParameters(shapes, dtype)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from seqmodels._checks import check_memory
-from seqmodels.rnn.cells import Cell, FlatParameters, Workspace
+from seqmodels.rnn.cells import Cell, FlatParameters, Workspace, array_bytes
 
 TASKS = ("next", "labels")
 
@@ -114,7 +114,7 @@ def _groups(cell: Cell, params: FlatParameters, symbols: np.ndarray, n_outputs: 
 
 
 def _result(shape: tuple[int, ...], dtype: np.dtype, what: str) -> np.ndarray:
-    check_memory(float(np.prod(shape, dtype=float)) * np.dtype(dtype).itemsize, what)
+    check_memory(array_bytes([shape], dtype), what)
     return np.empty(shape, dtype)
 
 
