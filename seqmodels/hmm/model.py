@@ -94,10 +94,10 @@ def _check_outputs(batch: SymbolBatch, values_per_step: int, what: str, scratch:
                  f"{what} of n_sequences={n_seq} x length={n_steps}")
 
 
-def _forward_groups(batch: SymbolBatch) -> tuple:
-    """The forward kernels' arguments for ``batch``: C-contiguous symbols, the lengths, and
-    the lane groups (longest first, up to ``FORWARD_LANES`` wide) and chunks."""
-    n_seq, lanes = len(batch.lengths), kernels.FORWARD_LANES
+def _lane_groups(batch: SymbolBatch, lanes: int = kernels.LANES) -> tuple:
+    """The kernels' arguments for ``batch``: C-contiguous symbols, the lengths, and the
+    lane groups (longest first, up to ``lanes`` wide) and chunks."""
+    n_seq = len(batch.lengths)
     return (np.ascontiguousarray(batch.symbols), batch.lengths,
             kernels.longest_first(batch.lengths), kernels.lane_width(n_seq, lanes),
             kernels.chunk_count(n_seq, lanes))
@@ -263,8 +263,9 @@ class HMM:
         belief_out = np.empty((n_seq if beliefs else 0, n_steps, self.n_states))
         forecast_out = np.empty((n_seq if predictive else 0, n_steps, self.n_symbols))
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
-        kernels.filter_pass(self.startprob, transmat_t, emission_t, *_forward_groups(batch),
-                            belief_out, forecast_out, log_likelihood, bad_step)
+        kernels.filter_pass(self.startprob, transmat_t, emission_t,
+                            *_lane_groups(batch, kernels.FORWARD_LANES), belief_out, forecast_out,
+                            log_likelihood, bad_step)
         _refuse_impossible(batch, bad_step)
         return (belief_out if beliefs else None, forecast_out if predictive else None,
                 log_likelihood)
@@ -283,7 +284,8 @@ class HMM:
 
     def _log_likelihood(self, startprob: np.ndarray, batch: SymbolBatch) -> np.ndarray:
         transmat_t, emission_t = self._transposed
-        return kernels.log_likelihood(startprob, transmat_t, emission_t, *_forward_groups(batch))
+        return kernels.log_likelihood(startprob, transmat_t, emission_t,
+                                      *_lane_groups(batch, kernels.FORWARD_LANES))
 
     def smooth(self, symbols, lengths=None) -> np.ndarray:
         """Posterior state probabilities :math:`P(z_t \\mid x_0..x_{L-1})`, shape (B, T, K).
@@ -299,9 +301,8 @@ class HMM:
         posterior = np.empty((*batch.symbols.shape, self.n_states))
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         kernels.forward_backward(self.startprob, self.transmat, transmat_t, emission_t,
-                                 batch.symbols, batch.lengths, kernels.longest_first(batch.lengths),
-                                 kernels.lane_width(n_seq), kernels.chunk_count(n_seq), posterior,
-                                 np.empty((0, self.n_states, 0)), log_likelihood, bad_step)
+                                 *_lane_groups(batch), posterior, np.empty((0, self.n_states, 0)),
+                                 log_likelihood, bad_step)
         _refuse_impossible(batch, bad_step)
         return posterior[0] if batch.single else posterior
 
@@ -335,9 +336,7 @@ class HMM:
         log_prob, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         with np.errstate(divide="ignore"):
             logs = [np.log(array) for array in (self.startprob, *self._transposed)]
-        kernels.viterbi_pass(*logs, batch.symbols, batch.lengths,
-                             kernels.longest_first(batch.lengths), kernels.lane_width(n_seq),
-                             kernels.chunk_count(n_seq), paths, log_prob, bad_step)
+        kernels.viterbi_pass(*logs, *_lane_groups(batch), paths, log_prob, bad_step)
         _refuse_impossible(batch, bad_step)
         return (paths[0], log_prob[0]) if batch.single else (paths, log_prob)
 
