@@ -239,7 +239,7 @@ class HMM:
         """
         batch = self._sequences(symbols, lengths)
         _check_outputs(batch, self.n_states + self.n_symbols, "filter")
-        beliefs, predictive, log_likelihood = self._forward(batch, beliefs=True, predictive=True)
+        beliefs, predictive, log_likelihood = self._forward(batch, beliefs=True)
         result = FilterResult(beliefs, predictive, log_likelihood, batch.lengths.copy())
         return result.first() if batch.single else result
 
@@ -253,22 +253,21 @@ class HMM:
         """
         batch = self._sequences(symbols, lengths)
         _check_outputs(batch, self.n_symbols, "predictive")
-        _, predictive, _ = self._forward(batch, beliefs=False, predictive=True)
+        _, predictive, _ = self._forward(batch, beliefs=False)
         return predictive[0] if batch.single else predictive
 
-    def _forward(self, batch: SymbolBatch, beliefs: bool, predictive: bool):
-        """The filter kernel on ``batch``: beliefs (or None), predictive (or None), log P."""
+    def _forward(self, batch: SymbolBatch, beliefs: bool):
+        """The filter kernel on ``batch``: beliefs (or None), predictive, log P."""
         n_seq, n_steps = batch.symbols.shape
         transmat_t, emission_t = self._transposed
         belief_out = np.empty((n_seq if beliefs else 0, n_steps, self.n_states))
-        forecast_out = np.empty((n_seq if predictive else 0, n_steps, self.n_symbols))
+        predictive = np.empty((n_seq, n_steps, self.n_symbols))
         log_likelihood, bad_step = np.empty(n_seq), np.empty(n_seq, dtype=np.int64)
         kernels.filter_pass(self.startprob, transmat_t, emission_t,
-                            *_lane_groups(batch, kernels.FORWARD_LANES), belief_out, forecast_out,
+                            *_lane_groups(batch, kernels.FORWARD_LANES), belief_out, predictive,
                             log_likelihood, bad_step)
         _refuse_impossible(batch, bad_step)
-        return (belief_out if beliefs else None, forecast_out if predictive else None,
-                log_likelihood)
+        return belief_out if beliefs else None, predictive, log_likelihood
 
     def log_likelihood(self, symbols, lengths=None) -> np.ndarray:
         """:math:`\\log P(x_0..x_{L-1})` of each sequence, shape (B,) (0-d for a (T,) input).
