@@ -67,7 +67,8 @@ class LabelledProcess:
     Attributes
     ----------
     converted : ConvertedHMM
-        The HMM, its ``state_map`` and the number of original states (built once).
+        The HMM, its ``state_map``, the number of original states and ``emitted``
+        (the symbol each HMM state always emits, or -1); built once.
 
     Notes
     -----

@@ -152,7 +152,7 @@ def from_labelled_transitions(T, startprob=None) -> ConvertedHMM:
     Returns
     -------
     ConvertedHMM
-        The HMM, ``state_map`` and ``original_states``.
+        The HMM, ``state_map``, ``original_states`` and ``emitted``.
 
     Notes
     -----

@@ -447,7 +447,7 @@ class HMM:
         ``T[x, i, j] = P(emit x, go to j | in i)``, shape (V, K, K); the process
         starts in ``startprob`` (the stationary distribution when omitted).
         Returns a :class:`~seqmodels.hmm.labelled.ConvertedHMM` (``hmm``,
-        ``state_map``, ``original_states``); see
+        ``state_map``, ``original_states``, ``emitted``); see
         :func:`seqmodels.hmm.labelled.from_labelled_transitions` for the
         construction and the proof that the laws agree.
         """
