@@ -198,6 +198,18 @@ class DiceHMM:
                           lengths=None if np.ndim(length) == 0 else length)
 
 
+def check_sample_lengths(lengths, shape: tuple[int, int]) -> np.ndarray:
+    """The (B,) int64 lengths of a sample of shape ``(B, T)``: ``T`` each when ``lengths``
+    is None, else validated, one per sequence, each in ``1..T`` (``ValueError`` if not)."""
+    if lengths is None:
+        return np.full(shape[0], shape[1], dtype=np.int64)
+    lengths = check_lengths(lengths)
+    if lengths.shape != (shape[0],) or lengths.max() > shape[1]:
+        raise ValueError(f"lengths must hold one length in 1..{shape[1]} per sequence "
+                         f"({shape[0]}), got {lengths.tolist()[:10]}")
+    return lengths
+
+
 @by_value
 @dataclass(frozen=True)
 class DiceSample:
@@ -237,7 +249,7 @@ class DiceSample:
                 f"dice and faces must be non-empty (B, T) arrays of one shape, "
                 f"got {dice.shape} and {faces.shape}"
             )
-        lengths = self._checked_lengths(dice.shape)
+        lengths = check_sample_lengths(self.lengths, dice.shape)
         thrown = np.arange(dice.shape[1]) < lengths[:, None]
         if dice[thrown].min() < 0 or dice[thrown].max() >= self.spec.n_states:
             raise ValueError(f"dice must lie in [0, {self.spec.n_states})")
@@ -247,15 +259,6 @@ class DiceSample:
         object.__setattr__(self, "dice", readonly(np.where(thrown, dice, -1), np.int64))
         object.__setattr__(self, "faces", readonly(np.where(thrown, faces, 0), np.int64))
         object.__setattr__(self, "lengths", readonly(lengths, np.int64))
-
-    def _checked_lengths(self, shape: tuple[int, int]) -> np.ndarray:
-        if self.lengths is None:
-            return np.full(shape[0], shape[1], dtype=np.int64)
-        lengths = check_lengths(self.lengths)
-        if lengths.shape != (shape[0],) or lengths.max() > shape[1]:
-            raise ValueError(f"lengths must hold one length in 1..{shape[1]} per sequence "
-                             f"({shape[0]}), got {lengths.tolist()[:10]}")
-        return lengths
 
     def _check_faces_fit_dice(self, dice: np.ndarray, faces: np.ndarray) -> None:
         """Refuse a face past the thrown die's own faces (a 7 on a D6 in a D8 model)."""

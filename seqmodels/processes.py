@@ -36,7 +36,6 @@ from seqmodels._checks import (
     as_generator,
     by_value,
     check_count,
-    check_lengths,
     check_memory,
     check_real,
     float_array,
@@ -44,7 +43,7 @@ from seqmodels._checks import (
     readonly,
 )
 from seqmodels.dice import PRESETS as DICE_PRESETS
-from seqmodels.dice import DiceHMM
+from seqmodels.dice import DiceHMM, check_sample_lengths
 from seqmodels.hmm import HMM, Seed
 from seqmodels.hmm.labelled import ConvertedHMM, from_labelled_transitions
 
@@ -192,11 +191,7 @@ class ProcessSample:
         if states.ndim != 2 or states.shape != symbols.shape or states.size == 0:
             raise ValueError(f"states and symbols must be non-empty (B, T) arrays of one shape, "
                              f"got {states.shape} and {symbols.shape}")
-        lengths = (np.full(states.shape[0], states.shape[1]) if self.lengths is None
-                   else check_lengths(self.lengths))
-        if lengths.shape != states.shape[:1] or lengths.max() > states.shape[1]:
-            raise ValueError(f"lengths must hold one length in 1..{states.shape[1]} per "
-                             f"sequence, got {lengths.tolist()[:10]}")
+        lengths = check_sample_lengths(self.lengths, states.shape)
         present = np.arange(states.shape[1]) < lengths[:, None]
         hmm = self.process.to_hmm()
         _check_range("states", states, present, hmm.n_states)
