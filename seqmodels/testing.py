@@ -61,6 +61,7 @@ from seqmodels._checks import (
     power_text,
     size_power,
 )
+from seqmodels.hmm.fit import pair_counts
 from seqmodels.information import word_probabilities
 from seqmodels.processes import as_hmm
 
@@ -317,8 +318,7 @@ def emission_counts(states, symbols, n_states: int, n_symbols: int) -> np.ndarra
         b, t = np.argwhere(present != (symbols >= 0))[0]
         raise ValueError(f"states and symbols must pad the same steps with -1, but at [{b}, "
                          f"{t}] states holds {states[b, t]} and symbols {symbols[b, t]}")
-    flat = states[present] * n_symbols + symbols[present]
-    return np.bincount(flat, minlength=n_states * n_symbols).reshape(n_states, n_symbols)
+    return pair_counts(states[present], symbols[present], n_states, n_symbols)
 
 
 def transition_counts(states, n_states: int) -> np.ndarray:
@@ -327,8 +327,7 @@ def transition_counts(states, n_states: int) -> np.ndarray:
     states = _as_paths("states", states, n_states)
     before, after = states[:, :-1], states[:, 1:]
     present = (before >= 0) & (after >= 0)
-    flat = before[present] * n_states + after[present]
-    return np.bincount(flat, minlength=n_states**2).reshape(n_states, n_states)
+    return pair_counts(before[present], after[present], n_states, n_states)
 
 
 def _table_sizes(n_states, n_symbols) -> tuple[int, int]:

@@ -104,10 +104,10 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
         )
     steps, moves = states.mask(), states.mask()[:, 1:]
     start = np.bincount(states.symbols[:, 0], minlength=n_states) + pseudocount
-    transitions = _pair_counts(states.symbols[:, :-1][moves], states.symbols[:, 1:][moves],
-                               n_states, n_states) + pseudocount
-    emissions = _pair_counts(states.symbols[steps], visible.symbols[steps], n_states,
-                             n_symbols) + pseudocount
+    transitions = pair_counts(states.symbols[:, :-1][moves], states.symbols[:, 1:][moves],
+                              n_states, n_states) + pseudocount
+    emissions = pair_counts(states.symbols[steps], visible.symbols[steps], n_states,
+                            n_symbols) + pseudocount
     _require_data("transmat", transitions, "never left (no transition out of it)")
     _require_data("emissionprob", emissions, "never visited")
     return HMM(
@@ -117,7 +117,7 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
     )
 
 
-def _pair_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+def pair_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
     """Co-occurrence counts (n_rows, n_columns): ``[i, j] = #{rows == i and columns == j}``."""
     flat = np.bincount((rows * n_columns + columns).ravel(), minlength=n_rows * n_columns)
     return flat.reshape(n_rows, n_columns)
