@@ -102,7 +102,8 @@ def fit_counts(dice, symbols, n_states: int, n_symbols: int, pseudocount: float 
             f"dice and symbols must have the same shape and lengths, got {np.shape(dice)} "
             f"and {np.shape(symbols)}"
         )
-    steps, moves = states.mask(), states.mask()[:, 1:]
+    steps = states.mask()
+    moves = steps[:, 1:]  # a move into step t exists when step t does
     start = np.bincount(states.symbols[:, 0], minlength=n_states) + pseudocount
     transitions = pair_counts(states.symbols[:, :-1][moves], states.symbols[:, 1:][moves],
                               n_states, n_states) + pseudocount
