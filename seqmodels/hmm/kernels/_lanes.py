@@ -45,6 +45,11 @@ LANES = 64
 #: T=500, K=4: 1.31 ms at 64 lanes, 1.14 at 128, 1.03 at 256, 1.08 at 512).
 FORWARD_LANES = 256
 
+#: The normalized passes (filter, smoother, E-step) multiply their scales
+#: :math:`c_t` up and turn the running product into a log when it falls below
+#: this: one log per ~100 steps instead of one per step.
+PRODUCT_FLOOR = 1e-100
+
 #: Groups of fewer lanes run lane by lane (same operations in the same order, so
 #: the same bits): a vector loop over one or two lanes costs its setup per state
 #: pair, 5-7x slower at one lane.

@@ -21,6 +21,7 @@ from numba import njit
 
 from seqmodels.hmm.kernels._lanes import (
     NARROW,
+    PRODUCT_FLOOR,
     forward_step,
     group_lanes,
     lane_emissions,
@@ -305,7 +306,7 @@ def _forward_one(startprob, transmat_t, emission_t, row, length, beliefs, predic
         for k in range(n_states if store_beliefs else 0):
             beliefs[b, t, k] = belief[k]
         product *= scale
-        if product < RESCALE_BELOW:
+        if product < PRODUCT_FLOOR:
             log_total += np.log(product)
             product = 1.0
     return log_total + np.log(product), -1
@@ -317,7 +318,7 @@ def _normalize_lanes(vectors, scale, t, n_run, product, log_total, bad):
 
     A lane whose :math:`c_t` is 0 records ``t`` in ``bad`` (its first one) and
     goes on with a zero vector and :math:`c_t = 1`: the caller refuses it. The
-    running ``product`` of a lane is moved into ``log_total`` when it is small.
+    running ``product`` of a lane is moved into ``log_total`` below ``PRODUCT_FLOOR``.
     """
     n_bad = 0
     for g in range(n_run):
@@ -329,13 +330,13 @@ def _normalize_lanes(vectors, scale, t, n_run, product, log_total, bad):
     n_low = 0
     for g in range(n_run):
         product[g] *= scale[g]
-        n_low += product[g] < RESCALE_BELOW
+        n_low += product[g] < PRODUCT_FLOOR
         scale[g] = 1.0 / scale[g]
     for k in range(vectors.shape[0]):
         for g in range(n_run):
             vectors[k, g] *= scale[g]
     for g in range(n_run if n_low else 0):
-        if product[g] < RESCALE_BELOW:
+        if product[g] < PRODUCT_FLOOR:
             log_total[g] += np.log(product[g])
             product[g] = 1.0
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from seqmodels.hmm.kernels._lanes import NARROW, gather_lanes, group_lanes, run_chunks
-
-#: The running product of the scales is turned into a log when it falls below
-#: this: one log per ~100 steps instead of one per step.
-PRODUCT_FLOOR = 1e-100
+from seqmodels.hmm.kernels._lanes import (
+    NARROW,
+    PRODUCT_FLOOR,
+    gather_lanes,
+    group_lanes,
+    run_chunks,
+)
 
 
 @njit(cache=True, error_model="numpy")
