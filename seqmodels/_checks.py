@@ -170,7 +170,8 @@ def as_generator(seed: Seed) -> np.random.Generator:
 
 
 def _symbol_values(array: np.ndarray, n_symbols: int, name: str) -> np.ndarray:
-    """Check that a non-empty array holds integer symbols in ``[0, n_symbols)``; int64 copy."""
+    """Check that a non-empty array holds integer symbols in ``[0, n_symbols)``; as int64
+    (a copy unless it is int64 already)."""
     if array.dtype.kind not in "iuf":  # bools are a mask, not symbols
         raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
     if array.size == 0:
