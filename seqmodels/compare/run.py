@@ -245,7 +245,7 @@ def _belief_trace(heldout: HeldOut, probed: np.ndarray, steps: int) -> pd.DataFr
 def _belief_points(heldout: HeldOut, probed: np.ndarray, n_points: int) -> pd.DataFrame:
     """Up to ``n_points`` held-out steps drawn at random: true and probed belief per state."""
     true = heldout.target_beliefs.reshape(-1, heldout.target_beliefs.shape[-1])
-    rng = np.random.default_rng(named_seed(heldout.seed, "belief_points"))
+    rng = heldout.rng("belief_points")
     rows = np.sort(rng.choice(len(true), size=min(n_points, len(true)), replace=False))
     point, state = np.indices((rows.size, true.shape[1]))
     return pd.DataFrame({"point": point.ravel(), "state": state.ravel(),
