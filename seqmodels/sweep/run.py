@@ -81,12 +81,12 @@ def run_sweep(grid: SweepGrid, out: str | os.PathLike, *, executor: Executor | N
             if executor is None:
                 executor = stack.enter_context(local_engine(default_workers()))
             failures = _run_cells(todo, grid, executor, store, bar)
-        store.write_results()  # what finished, even if some cells failed
+        rows = store.write_results()  # what finished, even if some cells failed
     if failures:
         shown = "; ".join(failures[:5]) + (" ..." if len(failures) > 5 else "")
         raise SweepError(f"{len(failures)} of {len(todo)} cells failed (the others are stored "
                          f"in {str(out)!r}; resume to retry): {shown}")
-    return store.results()
+    return rows
 
 
 def largest_first(cells: Iterable[GridCell]) -> list[GridCell]:

@@ -78,9 +78,11 @@ class SweepStore:
             return tidy_types(pd.DataFrame(columns=list(COLUMNS)))
         return pd.concat(frames, ignore_index=True)
 
-    def write_results(self) -> Path:
-        """``results.csv``: all rows of the finished cells."""
-        return atomic_write_bytes(self.folder / RESULTS_FILE, _csv_bytes(self.results()))
+    def write_results(self) -> pd.DataFrame:
+        """Write ``results.csv``, all rows of the finished cells, and return those rows."""
+        rows = self.results()
+        atomic_write_bytes(self.folder / RESULTS_FILE, _csv_bytes(rows))
+        return rows
 
 
 def check_folder(folder, grid: SweepGrid, resume: bool = False) -> Path:
