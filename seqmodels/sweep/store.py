@@ -17,7 +17,6 @@ a reloaded value is the same double.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from pathlib import Path
@@ -137,9 +136,7 @@ def load_results(folder: str | Path) -> tuple[SweepGrid, pd.DataFrame]:
 
 
 def _csv_bytes(rows: pd.DataFrame) -> bytes:
-    buffer = io.StringIO()
-    rows.to_csv(buffer, index=False, float_format="%.17g")
-    return buffer.getvalue().encode()
+    return rows.to_csv(index=False, float_format="%.17g").encode()
 
 
 def _check_same_grid(config: Path, grid: SweepGrid) -> None:
