@@ -111,12 +111,12 @@ def run_cell(point: GridCell, settings: ComparisonConfig) -> pd.DataFrame:
     config = _cell_config(point, settings)  # validates the coordinates before any work
     logger.info("sweep: cell %s in process %d", point.key, os.getpid())
     with one_thread():
-        truth = process(point.preset)
+        true_process = process(point.preset)
         train = training_sample(point.preset, point.seed, point.n_train, settings.length)
         test = held_out_sample(point.preset, point.seed, settings.n_test, settings.length)
-        result = run_on_samples(config, truth, train, test, executor=InlineExecutor(),
+        result = run_on_samples(config, true_process, train, test, executor=InlineExecutor(),
                                 models=point.models())
-    extra = _extra_metrics(result, truth.n_symbols, train[1].size)
+    extra = _extra_metrics(result, true_process.n_symbols, train[1].size)
     rows = pd.concat([result.metrics, extra,
                       _timing_rows(result, time.perf_counter() - start)], ignore_index=True)
     return _with_coordinates(point, rows)
