@@ -141,8 +141,8 @@ def _csv_bytes(rows: pd.DataFrame) -> bytes:
 
 def _check_same_grid(config: Path, grid: SweepGrid) -> None:
     try:
-        stored = SweepGrid.from_dict(json.loads(config.read_text()))
-    except (OSError, ValueError) as err:
+        stored = SweepGrid.from_file(config)
+    except ValueError as err:  # unreadable or not a grid: from_file says which
         raise FileProblemError(f"cannot resume: {str(config)!r} is not a readable sweep grid "
                                f"({err})") from None
     differences = grid.differences(stored)
