@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = None
     try:
         with ExitStack() as stack:
-            run_sweep(grid, out, executor=open_engine(args, stack), resume=args.resume,
-                      progress=not args.quiet)
+            rows = run_sweep(grid, out, executor=open_engine(args, stack), resume=args.resume,
+                             progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished cells are in {str(out)!r}; run the same command "
               "with --resume to finish", file=sys.stderr)
@@ -183,9 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except SweepError as err:  # the other cells are stored: report them
-        failed = err
+        failed, rows = err, load_results(out)[1]
     seconds = time.perf_counter() - start
-    rows = load_results(out)[1]
     ran = rows[["kind", *AXES]].drop_duplicates().shape[0] - stored_before
     note = (f"This run took {seconds:.0f} s of wall time for {ran} cells on "
             f"{engine_description(args)}" + (f"; {stored_before} cells were stored before it."
