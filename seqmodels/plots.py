@@ -3,7 +3,8 @@
 Each function takes tidy frames from :class:`seqmodels.compare.ComparisonResult`
 and returns the PNG as bytes, so the caller decides where and how (atomically)
 to write it. No pyplot: figures are built on an Agg canvas, so nothing touches
-global backend state or opens a window.
+global backend state or opens a window. :func:`png_bytes` renders a figure;
+the sweep's figures (:mod:`seqmodels.sweep.figures`) use it too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as PNG bytes (Agg canvas, 110 dpi, tight bounding box)."""
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -59,7 +61,7 @@ def matrices_png(matrices: pd.DataFrame, state_names, titles: dict[str, str]) ->
                  rows, state_names)
         image = _heatmap(grid[1, column], emission, "emission (symbol)", rows, symbols)
     figure.colorbar(image, ax=grid.ravel().tolist(), shrink=0.6, label="probability")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def belief_trace_png(trace: pd.DataFrame, state_names) -> bytes:
@@ -80,7 +82,7 @@ def belief_trace_png(trace: pd.DataFrame, state_names) -> bytes:
     panels[0].legend(loc="upper right", fontsize=7, ncol=3)
     panels[-1].set_xlabel("step t (held-out sequence)")
     figure.suptitle("P(z_t | x_0..x_t): Bayesian filter vs the RNN's probed state", fontsize=9)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def learning_curve_png(curve: pd.DataFrame, references: pd.DataFrame, models) -> bytes:
@@ -113,7 +115,7 @@ def learning_curve_png(curve: pd.DataFrame, references: pd.DataFrame, models) ->
     axes.set_xlabel("epoch")
     axes.set_ylabel("excess over the true model (nats per symbol)")
     axes.legend(fontsize=7)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _simplex_coordinates(beliefs: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
@@ -160,7 +162,7 @@ def belief_geometry_png(points: pd.DataFrame, state_names) -> bytes:
         panels[0].set_ylabel("second principal component", fontsize=8)
     figure.suptitle(f"Belief geometry over {', '.join(state_names)}: {len(true)} held-out "
                     "steps, colored by the most likely state", fontsize=9)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def synchronization_png(binned: pd.DataFrame, exact_label: str) -> bytes:
@@ -182,4 +184,4 @@ def synchronization_png(binned: pd.DataFrame, exact_label: str) -> bytes:
     axes.set_xlabel("step t + 1 (bins doubling in width)")
     axes.set_ylabel("mean log-loss in the bin (nats per symbol)")
     axes.legend(fontsize=7)
-    return _png(figure)
+    return png_bytes(figure)

@@ -42,7 +42,6 @@ FLAG_FIELDS = ("preset", "n_train", "n_test", "length", "hidden", "cells", "epoc
                "restarts", "em_states", "seed")
 
 
-
 def flag_error(message: str, fields) -> str:
     """``message`` as a command-line error: led by the flags of the ``fields`` it names.
 
@@ -160,9 +159,7 @@ class ComparisonConfig:
                 check_count(name, getattr(self, name))
         check_count("seed", self.seed, minimum=0)
         for name in _POSITIVE_FLOATS:
-            value = check_real(name, getattr(self, name))
-            if not 0.0 < value < np.inf:  # NaN fails too
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+            _positive_finite(name, getattr(self, name))
         if not 0.0 < check_real("rnn_validation", self.rnn_validation) < 1.0:
             raise ValueError(f"rnn_validation must be in (0, 1), got {self.rnn_validation!r}")
         if self.rnn_dtype not in _DTYPES:
@@ -268,11 +265,16 @@ def _check_rates(rates) -> tuple[float, ...]:
     except TypeError:
         raise ValueError(f"rnn_schedule must be a sequence of learning rates, got "
                          f"{rates!r}") from None
-    for index, value in enumerate(values):
-        if not 0.0 < check_real(f"rnn_schedule[{index}]", value) < np.inf:
-            raise ValueError(f"rnn_schedule[{index}] must be a positive finite number, got "
-                             f"{value!r}")
-    return tuple(float(value) for value in values)
+    return tuple(_positive_finite(f"rnn_schedule[{index}]", value)
+                 for index, value in enumerate(values))
+
+
+def _positive_finite(name: str, value) -> float:
+    """``value`` as a float if it is a real number in ``(0, inf)``; NaN fails too."""
+    number = check_real(name, value)
+    if not 0.0 < number < np.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return number
 
 
 def _check_cells(cells) -> tuple[str, ...]:

@@ -18,6 +18,14 @@ from tqdm.auto import tqdm
 from seqmodels._checks import check_count
 
 
+def check_executor(executor) -> Executor | None:
+    """``executor`` if it is a ``concurrent.futures.Executor`` or None, else ``ValueError``."""
+    if executor is not None and not isinstance(executor, Executor):
+        raise ValueError(f"executor must be a concurrent.futures.Executor or None, got "
+                         f"{type(executor).__name__}")
+    return executor
+
+
 class InlineExecutor(Executor):
     """Runs each submitted call at once, in this process; its future is already done.
 

@@ -247,24 +247,14 @@ def probe_r2(fit_features: np.ndarray, fit_targets: np.ndarray,
     return r_squared(score_targets, apply_affine_probe(weights, score_features))
 
 
-def probe_labels(fit_features: np.ndarray, fit_labels: np.ndarray,
-                 score_features: np.ndarray, n_classes: int) -> np.ndarray:
-    """A linear least-squares classifier: an affine probe to one-hot labels, then argmax.
-
-    Fitted on ``fit_features`` (N1, H) with ``fit_labels`` (N1,) in
-    ``[0, n_classes)``; returns the labels it gives ``score_features`` (N2, H).
-    """
-    fit_labels = as_symbol_batch(fit_labels, n_classes, "fit_labels")[0].ravel()
-    weights = fit_affine_probe(fit_features, np.eye(n_classes)[fit_labels])
-    return apply_affine_probe(weights, score_features).argmax(axis=-1)
-
-
 def probe_accuracy(fit_features: np.ndarray, fit_labels: np.ndarray,
                    score_features: np.ndarray, score_labels: np.ndarray,
                    n_classes: int) -> float:
-    """Accuracy of :func:`probe_labels` on ``score_labels`` (N2,)."""
-    return accuracy(probe_labels(fit_features, fit_labels, score_features, n_classes),
-                    score_labels)
+    """Accuracy of a linear least-squares classifier: an affine probe to one-hot labels, argmax."""
+    fit_labels = as_symbol_batch(fit_labels, n_classes, "fit_labels")[0].ravel()
+    weights = fit_affine_probe(fit_features, np.eye(n_classes)[fit_labels])
+    predicted = apply_affine_probe(weights, score_features).argmax(axis=-1)
+    return accuracy(predicted, score_labels)
 
 
 # --------------------------------------------------------------------------- cross-validated probe

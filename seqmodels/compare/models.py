@@ -112,6 +112,10 @@ class HeldOut:
     target_states: np.ndarray
     seed: int
 
+    def rng(self, *keys: str) -> np.random.Generator:
+        """The generator named by ``keys`` under the run's root seed."""
+        return np.random.default_rng(named_seed(self.seed, *keys))
+
 
 @dataclass(frozen=True)
 class Fitted:
@@ -344,9 +348,8 @@ def _belief_probe(rnn, heldout: HeldOut, name: str) -> Measured:
     probe = m.cross_validated_probe
     hidden = rnn.hidden_states(symbols)
     untrained = RNN(rnn.n_inputs, rnn.n_hidden, rnn.n_outputs, cell=rnn.cell,
-                    seed=np.random.default_rng(named_seed(heldout.seed, name, "untrained")),
-                    dtype=rnn.dtype)
-    shuffle = np.random.default_rng(named_seed(heldout.seed, name, "shuffle"))
+                    seed=heldout.rng(name, "untrained"), dtype=rnn.dtype)
+    shuffle = heldout.rng(name, "shuffle")
     flat = target.reshape(-1, target.shape[-1])
     shuffled = flat[shuffle.permutation(len(flat))].reshape(target.shape)
     main = probe(hidden, target)

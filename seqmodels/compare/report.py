@@ -241,8 +241,9 @@ def _sections(result: ComparisonResult, plots: bool) -> list[str]:
             "Accuracy of each model's guess of the hidden state (± standard error over "
             "sequences). HMMs guess by their filter (causal), smoother and Viterbi path, "
             "states matched to the truth's; the decoder RNN by its output; each "
-            "next-symbol RNN by a linear least-squares classifier on its state, fitted on "
-            "the first half of the held-out sequences and scored on the second."
+            "next-symbol RNN by a ridge probe from its state to the one-hot hidden state "
+            "(argmax), cross-validated over 5 folds of held-out sequences as the belief "
+            "probe below."
             + _iid_note(result),
             _with_errors(metrics_table(result, _decoding_models(result),
                                        MEASUREMENTS["state_decoding"]))),

@@ -20,7 +20,7 @@ import pandas as pd
 
 from seqmodels._checks import as_symbol_batch, named_seed
 from seqmodels.compare.config import ComparisonConfig
-from seqmodels.compare.executors import process_pool, result_with_progress
+from seqmodels.compare.executors import check_executor, process_pool, result_with_progress
 from seqmodels.compare.models import (
     MEASURE,
     Fitted,
@@ -245,7 +245,7 @@ def _belief_trace(heldout: HeldOut, probed: np.ndarray, steps: int) -> pd.DataFr
 def _belief_points(heldout: HeldOut, probed: np.ndarray, n_points: int) -> pd.DataFrame:
     """Up to ``n_points`` held-out steps drawn at random: true and probed belief per state."""
     true = heldout.target_beliefs.reshape(-1, heldout.target_beliefs.shape[-1])
-    rng = np.random.default_rng(named_seed(heldout.seed, "belief_points"))
+    rng = heldout.rng("belief_points")
     rows = np.sort(rng.choice(len(true), size=min(n_points, len(true)), replace=False))
     point, state = np.indices((rows.size, true.shape[1]))
     return pd.DataFrame({"point": point.ravel(), "state": state.ravel(),
@@ -343,13 +343,6 @@ def _selected(entries: dict[str, ModelEntry],
     return {name: entry for name, entry in entries.items() if name in models}
 
 
-def _check_executor(executor) -> Executor | None:
-    if executor is not None and not isinstance(executor, Executor):
-        raise ValueError(f"executor must be a concurrent.futures.Executor or None, got "
-                         f"{type(executor).__name__}")
-    return executor
-
-
 def run_comparison(config: ComparisonConfig | None = None, progress: bool = True,
                    executor: Executor | None = None) -> ComparisonResult:
     """Fit every registered model on one sample and measure them all on held-out sequences.
@@ -389,7 +382,7 @@ def run_comparison(config: ComparisonConfig | None = None, progress: bool = True
     divergence from the truth, >= 0; on a finite sample a model can come out
     below 0 by chance (``excess_se`` is the standard error over sequences).
     """
-    config, executor = _check_config(config), _check_executor(executor)
+    config, executor = _check_config(config), check_executor(executor)
     clock = _Stopwatch()
     process = PRESETS[config.preset]()
     with clock.stage("sample data"):
@@ -446,7 +439,7 @@ def run_on_samples(config: ComparisonConfig, process, train: tuple[np.ndarray, n
         kind, a ``process`` without an HMM, or ``train`` / ``test`` not pairs of
         (B, T) int arrays of one shape (T >= 2) with states and symbols in range.
     """
-    config, executor = _check_config(config), _check_executor(executor)
+    config, executor = _check_config(config), check_executor(executor)
     clock = clock or _Stopwatch()
     truth = as_hmm(process, "process")
     train, test = _checked_sample("train", train, truth), _checked_sample("test", test, truth)

@@ -31,11 +31,15 @@ def _metric(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows[rows.metric == metric]
 
 
+def _true_states(presets: pd.Series) -> pd.Series:
+    """Each preset's true number of states, ``K``: the truth built once per preset, not per row."""
+    return presets.map({preset: truth_states(preset) for preset in presets.unique()})
+
+
 def em_at_truth(rows: pd.DataFrame) -> pd.DataFrame:
     """The EM HMM's rows of the hmm cells at each preset's true number of states."""
     em = rows[(rows.kind == "hmm") & (rows.model == "em_hmm")]
-    own = em.preset.map(lambda preset: truth_states(preset))
-    return em[em.em_states == own]
+    return em[em.em_states == _true_states(em.preset)]
 
 
 def curve_rows(rows: pd.DataFrame, metric: str = "excess") -> pd.DataFrame:
@@ -149,7 +153,7 @@ def model_selection(rows: pd.DataFrame) -> pd.DataFrame:
         ("excess", "mean", "excess"), ("excess_se", "se", "excess"),
         ("delta_bic", "mean", "delta_bic"), ("delta_bic_se", "se", "delta_bic"))})
     out = out.reset_index().sort_values(keys, ignore_index=True)
-    out["true_K"] = out.preset.map(lambda preset: truth_states(preset))
+    out["true_K"] = _true_states(out.preset)
     votes = em[em.is_pick].groupby([*keys, "metric"]).size()
     for metric, name in (("excess", "excess"), ("delta_bic", "bic")):
         best = out.groupby(["preset", "n_train"])[metric].transform("min")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from contextlib import contextmanager
 
@@ -29,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from seqmodels._checks import named_seed
 from seqmodels.compare import ComparisonConfig, ComparisonResult, InlineExecutor, run_on_samples
+from seqmodels.hmm import limit_threads
 from seqmodels.sweep.grid import KINDS, GridCell
 from seqmodels.sweep.presets import draw, process
 
@@ -71,22 +71,14 @@ def held_out_sample(preset: str, seed: int, n_test: int,
 
 @contextmanager
 def one_thread():
-    """BLAS, OpenMP (threadpoolctl) and numba limited to one thread for the block.
+    """BLAS, OpenMP (threadpoolctl) and numba (:func:`~seqmodels.hmm.limit_threads`) on one thread.
 
     A worker runs one cell per core; more threads per cell only contend. The
     environment of worker processes (:data:`WORKER_ENVIRONMENT`) does the same
     for libraries loaded later.
     """
-    numba = sys.modules.get("numba")  # only if something already uses it
-    previous = numba.get_num_threads() if numba is not None else None
-    with threadpool_limits(limits=1):
-        if numba is not None:
-            numba.set_num_threads(1)
-        try:
-            yield
-        finally:
-            if numba is not None:
-                numba.set_num_threads(previous)
+    with threadpool_limits(limits=1), limit_threads(1):
+        yield
 
 
 def run_cell(point: GridCell, settings: ComparisonConfig) -> pd.DataFrame:
@@ -119,12 +111,12 @@ def run_cell(point: GridCell, settings: ComparisonConfig) -> pd.DataFrame:
     config = _cell_config(point, settings)  # validates the coordinates before any work
     logger.info("sweep: cell %s in process %d", point.key, os.getpid())
     with one_thread():
-        truth = process(point.preset)
+        true_process = process(point.preset)
         train = training_sample(point.preset, point.seed, point.n_train, settings.length)
         test = held_out_sample(point.preset, point.seed, settings.n_test, settings.length)
-        result = run_on_samples(config, truth, train, test, executor=InlineExecutor(),
+        result = run_on_samples(config, true_process, train, test, executor=InlineExecutor(),
                                 models=point.models())
-    extra = _extra_metrics(result, truth.n_symbols, train[1].size)
+    extra = _extra_metrics(result, true_process.n_symbols, train[1].size)
     rows = pd.concat([result.metrics, extra,
                       _timing_rows(result, time.perf_counter() - start)], ignore_index=True)
     return _with_coordinates(point, rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seqmodels.plots import _png as png_bytes
+from seqmodels.plots import png_bytes
 
 #: Below this, the excess axes are linear: finite held-out sets put a model
 #: within about 1e-5 nats of the truth by chance, on either side of 0.

@@ -42,13 +42,12 @@ AXES = ("preset", "n_train", "hidden", "cell", "em_states", "seed")
 #: a grid's ``settings`` holds every other field.
 COORDINATE_FIELDS = frozenset({"preset", "n_train", "hidden", "cells", "em_states", "seed"})
 
-#: The per-cell settings of the default sweep (``make sweep``), tuned so it
-#: finishes within 10 minutes on 2 cores: Baum-Welch takes 4 restarts and
-#: runs the best one to convergence (10 and 3 in the comparison), and the RNN
-#: trains until early stopping (patience 10) with a cap of 200 epochs, so a
-#: small training set gets as many epochs as it needs instead of a fixed 30.
+#: The per-cell settings of the default sweep (``make sweep``): the comparison's
+#: defaults, but Baum-Welch runs only the best of its 4 restarts to convergence
+#: (2 finalists in the comparison), and the RNN trains until early stopping
+#: (``rnn_patience``) with a cap of 200 epochs (80 in the comparison), so a
+#: small training set gets as many epochs as it needs.
 SWEEP_SETTINGS = ComparisonConfig(restarts=4, em_finalists=1, epochs=200)
-
 
 #: The kinds of grid cell: Baum-Welch fits and RNN fits.
 KINDS = ("hmm", "rnn")

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from seqmodels._io import folder_lock
-from seqmodels.compare.executors import InlineExecutor
+from seqmodels.compare.executors import InlineExecutor, check_executor
 from seqmodels.sweep.cell import run_cell
 from seqmodels.sweep.engines import default_workers, local_engine
 from seqmodels.sweep.grid import GridCell, SweepGrid
@@ -68,9 +68,7 @@ def run_sweep(grid: SweepGrid, out: str | os.PathLike, *, executor: Executor | N
     """
     if not isinstance(grid, SweepGrid):
         raise ValueError(f"grid must be a SweepGrid, got {type(grid).__name__}")
-    if executor is not None and not isinstance(executor, Executor):
-        raise ValueError(f"executor must be a concurrent.futures.Executor or None, got "
-                         f"{type(executor).__name__}")
+    check_executor(executor)
     check_cell_memory(grid)
     check_folder(out, grid, resume)  # before the lock file is made beside it
     with folder_lock(out):
@@ -83,12 +81,12 @@ def run_sweep(grid: SweepGrid, out: str | os.PathLike, *, executor: Executor | N
             if executor is None:
                 executor = stack.enter_context(local_engine(default_workers()))
             failures = _run_cells(todo, grid, executor, store, bar)
-        store.write_results()  # what finished, even if some cells failed
+        rows = store.write_results()  # what finished, even if some cells failed
     if failures:
         shown = "; ".join(failures[:5]) + (" ..." if len(failures) > 5 else "")
         raise SweepError(f"{len(failures)} of {len(todo)} cells failed (the others are stored "
                          f"in {str(out)!r}; resume to retry): {shown}")
-    return store.results()
+    return rows
 
 
 def largest_first(cells: Iterable[GridCell]) -> list[GridCell]:

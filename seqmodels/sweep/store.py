@@ -17,7 +17,6 @@ a reloaded value is the same double.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from pathlib import Path
@@ -78,9 +77,11 @@ class SweepStore:
             return tidy_types(pd.DataFrame(columns=list(COLUMNS)))
         return pd.concat(frames, ignore_index=True)
 
-    def write_results(self) -> Path:
-        """``results.csv``: all rows of the finished cells."""
-        return atomic_write_bytes(self.folder / RESULTS_FILE, _csv_bytes(self.results()))
+    def write_results(self) -> pd.DataFrame:
+        """Write ``results.csv``, all rows of the finished cells, and return those rows."""
+        rows = self.results()
+        atomic_write_bytes(self.folder / RESULTS_FILE, _csv_bytes(rows))
+        return rows
 
 
 def check_folder(folder, grid: SweepGrid, resume: bool = False) -> Path:
@@ -135,15 +136,13 @@ def load_results(folder: str | Path) -> tuple[SweepGrid, pd.DataFrame]:
 
 
 def _csv_bytes(rows: pd.DataFrame) -> bytes:
-    buffer = io.StringIO()
-    rows.to_csv(buffer, index=False, float_format="%.17g")
-    return buffer.getvalue().encode()
+    return rows.to_csv(index=False, float_format="%.17g").encode()
 
 
 def _check_same_grid(config: Path, grid: SweepGrid) -> None:
     try:
-        stored = SweepGrid.from_dict(json.loads(config.read_text()))
-    except (OSError, ValueError) as err:
+        stored = SweepGrid.from_file(config)
+    except ValueError as err:  # unreadable or not a grid: from_file says which
         raise FileProblemError(f"cannot resume: {str(config)!r} is not a readable sweep grid "
                                f"({err})") from None
     differences = grid.differences(stored)
